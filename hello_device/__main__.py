@@ -1,0 +1,7 @@
+"""``python -m hello_device`` runs the command-line interface."""
+
+import sys
+
+from hello_device.cli import main
+
+sys.exit(main())

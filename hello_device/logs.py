@@ -1,0 +1,95 @@
+"""Log handler setup: journald under systemd, else standard error; secrets redacted.
+
+Only the CLI calls :func:`setup_logging`; every module just uses
+``logging.getLogger(__name__)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable
+
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class RedactFilter(logging.Filter):
+    """Replaces every known secret in a record's final message with ``***``.
+
+    Applied on handlers, so it sees records from every logger. Secrets are added at run
+    time (the API key once loaded; signed-URL tokens as they are fetched).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 4:
+            self._secrets.add(secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        redacted = redact(message, self._secrets)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self._secrets)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+REDACTOR = RedactFilter()
+
+
+def under_systemd(env: dict[str, str] | None = None) -> bool:
+    env = dict(os.environ) if env is None else env
+    return bool(env.get("JOURNAL_STREAM") or env.get("INVOCATION_ID"))
+
+
+class _JournalFields(logging.Filter):
+    """Adds structured journald fields from the record's ``extra`` (see service.py)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return True
+
+
+def setup_logging(level: str = "INFO", target: str = "auto") -> str:
+    """Install one handler on the root logger; return which one ("journal"/"stderr")."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handler: logging.Handler | None = None
+    chosen = "stderr"
+    if target == "journal" or (target == "auto" and under_systemd()):
+        try:
+            from systemd import journal
+
+            handler = journal.JournalHandler(SYSLOG_IDENTIFIER="hello-device")
+            handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+            chosen = "journal"
+        except ImportError:
+            handler = None
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(_FORMAT))
+    handler.addFilter(REDACTOR)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # Third-party chatter stays at WARNING unless we debug.
+    for noisy in ("websockets", "asyncio"):
+        logging.getLogger(noisy).setLevel(
+            logging.DEBUG if level.upper() == "DEBUG" and noisy != "websockets" else logging.WARNING
+        )
+    return chosen
