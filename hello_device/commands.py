@@ -8,5 +8,7 @@ from collections.abc import Callable
 AddConfig = Callable[[argparse.ArgumentParser], None]
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], add_config: AddConfig) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], add_config: AddConfig
+) -> None:
     pass

@@ -17,12 +17,14 @@ echoes it.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import re
 import socket
 import stat
 import sys
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -30,11 +32,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hello_device.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 is not supported, kept for clarity
-    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 
@@ -407,11 +404,12 @@ def _show(value: Any, secret: bool) -> str:
     return repr(value).lower() if isinstance(value, bool) else repr(value)
 
 
-_SECRETISH = re.compile(r"^(sk|xi|key)[_-]|^[A-Za-z0-9_-]{32,}$")
+_SECRETISH = re.compile(r"^(sk|xi|key)[_-]|[A-Za-z0-9_-]{32,}")
 
 
 def _looks_like_secret(value: str) -> bool:
-    return bool(_SECRETISH.search(value))
+    """Strings that may be an API key pasted in the wrong place are never echoed."""
+    return len(value) > 40 or bool(_SECRETISH.search(value))
 
 
 class _Collector:
@@ -420,7 +418,8 @@ class _Collector:
         self.problems: list[str] = []
 
     def add(self, key: str, message: str) -> None:
-        self.problems.append(f"{self.path}: {key}: {message}")
+        parts = [p if not _looks_like_secret(p) else "(name hidden)" for p in key.split(".")]
+        self.problems.append(f"{self.path}: {'.'.join(parts)}: {message}")
 
 
 def _check_value(
@@ -490,14 +489,15 @@ def _check_value(
             errs.add(key, f"must be a number, not {_toml_type_name(value)}")
             return False, None
         value = float(value)
-    elif hint in (int, str, bool):
-        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-            errs.add(
-                key,
-                f"must be {_TOML_TYPE[hint]}, not {_toml_type_name(value)}"
-                + (" (value hidden)" if secret else ""),
-            )
-            return False, None
+    elif hint in (int, str, bool) and (
+        not isinstance(value, hint) or (hint is int and isinstance(value, bool))
+    ):
+        errs.add(
+            key,
+            f"must be {_TOML_TYPE[hint]}, not {_toml_type_name(value)}"
+            + (" (value hidden)" if secret else ""),
+        )
+        return False, None
     return _check_range(value, key, meta, errs, secret)
 
 
@@ -613,7 +613,17 @@ def parse_settings(
     settings = Settings(**sections, source=path)
     settings = _finish(settings, data, errs, env, warn, path)
     if errs.problems:
-        raise ConfigError(errs.problems)
+        # Safety net: whatever path a problem took, the key itself never shows.
+        key = settings.platform.api_key
+        secrets = [key.reveal()] if key else []
+        raw_key = (
+            data.get("platform", {}).get("api_key")
+            if isinstance(data.get("platform"), dict)
+            else None
+        )
+        if isinstance(raw_key, str) and raw_key.strip():
+            secrets += [raw_key, raw_key.strip()]
+        raise ConfigError([_redact_all(p, secrets) for p in errs.problems])
     return settings
 
 
@@ -679,10 +689,12 @@ def _finish(
             errs.add("audio.input_file", 'is required when audio.backend = "file"')
         if not audio.output_file:
             errs.add("audio.output_file", 'is required when audio.backend = "file"')
-    for name in ("input_file", "output_file"):
-        value = getattr(audio, name)
-        if value and not Path(value).is_absolute():
-            audio = dataclasses.replace(audio, **{name: str(Path(path).parent / value)})
+    # Relative audio files are relative to the configuration file.
+    base = Path(path).parent
+    if audio.input_file and not Path(audio.input_file).is_absolute():
+        audio = dataclasses.replace(audio, input_file=str(base / audio.input_file))
+    if audio.output_file and not Path(audio.output_file).is_absolute():
+        audio = dataclasses.replace(audio, output_file=str(base / audio.output_file))
 
     gpio = s.gpio
     if gpio.led_type == "rgb" and len(gpio.led_pins) != 3:
@@ -699,6 +711,13 @@ def _finish(
     return dataclasses.replace(
         s, device=device, platform=platform, audio=audio, api_key_source=source
     )
+
+
+def _redact_all(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
 
 
 def is_secure_or_loopback(url: str) -> bool:
@@ -769,7 +788,7 @@ def field_docs() -> dict[str, str]:
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name in by_class:
             body = node.body
-            for a, b in zip(body, body[1:], strict=False):
+            for a, b in itertools.pairwise(body):
                 if (
                     isinstance(a, ast.AnnAssign)
                     and isinstance(a.target, ast.Name)
@@ -777,7 +796,5 @@ def field_docs() -> dict[str, str]:
                     and isinstance(b.value, ast.Constant)
                     and isinstance(b.value.value, str)
                 ):
-                    docs[f"{by_class[node.name]}.{a.target.id}"] = " ".join(
-                        b.value.value.split()
-                    )
+                    docs[f"{by_class[node.name]}.{a.target.id}"] = " ".join(b.value.value.split())
     return docs
