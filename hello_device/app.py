@@ -1,0 +1,506 @@
+"""The daemon: builds the pieces from the settings and supervises them.
+
+Tasks (each catches, logs, backs off and recovers on its own; all end on cancellation):
+
+- the audio backend (captures frames, plays the player; reopens devices itself);
+- the conversation loop: wait for a trigger (button, voice, or ``auto``), hold a
+  conversation, resume a cut-off one as a new conversation with backoff and jitter;
+- the agent-configuration provider (boot from platform or cache, retry in background);
+- the systemd watchdog, which pings only while audio frames really advance.
+
+Every captured frame goes through :meth:`Daemon.on_frame` on the event loop: the VAD
+gate, the barge-in detector, the turn state and the uplink gate, then into the session.
+All of that is pure and cheap; nothing blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from hello_device import __version__
+from hello_device.audio.backend import AudioBackend, Frame
+from hello_device.audio.earcons import earcon
+from hello_device.audio.player import Player
+from hello_device.config import Settings, load_settings
+from hello_device.errors import AudioDeviceError, ConfigError, PlatformError
+from hello_device.logs import REDACTOR
+from hello_device.service import Notifier
+from hello_device.session import Session, SessionEnd, SessionListener, conversation_url, safe_url
+from hello_device.tools import ToolRegistry, default_registry
+from hello_device.turn import BargeInDetector, DeviceState, TurnStateMachine, VadGate
+from hello_device.uplink import UplinkGate
+
+if TYPE_CHECKING:
+    from hello_device.platform_api import AgentConfigProvider, AgentProfile, PlatformClient
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 1.5
+"""How long a stop may take to close the conversation before tasks are cancelled."""
+
+
+def backoff_delay(attempt: int, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: attempt 1 waits up to 1 s, then 2, 4, ... cap."""
+    return rng.uniform(0.0, min(cap, 2.0 ** max(0, attempt - 1)))
+
+
+def make_backend(settings: Settings, player: Player) -> AudioBackend:
+    if settings.audio.backend == "file":
+        from hello_device.audio.file_backend import FileBackend
+
+        return FileBackend(settings.audio, player)
+    from hello_device.audio.pyaudio_backend import PyAudioBackend
+
+    return PyAudioBackend(settings.audio, player)
+
+
+class Daemon(SessionListener):
+    """The running device. ``await Daemon(settings).run()`` returns the exit code."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_path: str | None = None,
+        backend: AudioBackend | None = None,
+        notifier: Notifier | None = None,
+        provider: AgentConfigProvider | None = None,
+        tools: ToolRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.player = Player(rate=16000, volume=settings.audio.volume)
+        self.backend = backend or make_backend(settings, self.player)
+        self.notifier = notifier or Notifier()
+        self._provider = provider
+        self.tools = tools or default_registry(
+            settings.device.id,
+            settings.device.name,
+            __version__,
+            set_volume=self._set_volume,
+            get_volume=lambda: self.player.volume,
+        )
+        self.state = TurnStateMachine()
+        self.state.add_listener(self._on_state)
+        self.session: Session | None = None
+        self.sessions: list[Session] = []
+        """Every session since boot (the last few), for tests, benchmarks and STATUS."""
+        self.reconnects = 0
+        self.conversations = 0
+        self.ended: list[SessionEnd] = []
+        self._stop = asyncio.Event()
+        self._trigger = asyncio.Event()
+        self._reload_requested = False
+        self._ptt_held = True
+        self._muted = False
+        self._agent_audible_since: float | None = None
+        self._barged_in = False
+        self._pending_preroll: list[bytes] = []
+        self._build_turn_parts()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _build_turn_parts(self, end_silence_ms: int | None = None) -> None:
+        s = self.settings
+        frame_ms = s.audio.frame_ms
+        self.vad = VadGate(
+            frame_ms=frame_ms,
+            aggressiveness=s.vad.aggressiveness,
+            start_frames=s.vad.start_frames,
+            end_silence_ms=end_silence_ms or s.vad.end_silence_ms or 700,
+            preroll_ms=s.vad.preroll_ms,
+        )
+        self.bargein = BargeInDetector(
+            frame_ms=frame_ms,
+            min_speech_ms=s.barge_in.min_speech_ms,
+            warmup_ms=s.barge_in.warmup_ms,
+            echo_margin_db=s.barge_in.echo_margin_db,
+        )
+        self.uplink = UplinkGate(s.vad.send, max(1, s.vad.preroll_ms // frame_ms))
+
+    @property
+    def provider(self) -> AgentConfigProvider:
+        if self._provider is None:
+            from hello_device.platform_api import (
+                AgentConfigCache,
+                AgentConfigProvider,
+                PlatformClient,
+            )
+
+            client = PlatformClient(self.settings.platform)
+            cache = AgentConfigCache(self.settings.state.dir)
+            self._provider = AgentConfigProvider(self.settings, client, cache)
+        return self._provider
+
+    def _set_volume(self, value: float) -> None:
+        self.player.volume = value
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> int:
+        """Run until stopped (signal, or the file backend's end); return the exit code."""
+        loop = asyncio.get_running_loop()
+        self._install_signals(loop)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            profile = await self._boot_config()
+            self._apply_profile(profile)
+            tasks.append(asyncio.create_task(self._run_backend(), name="audio"))
+            tasks.append(asyncio.create_task(self.provider.run_background(), name="config"))
+            await self._wait_audio_ready()
+            self.notifier.ready(self._status_text())
+            log.info(
+                "hello-device %s ready (device %s, start %s)",
+                __version__,
+                self.settings.device.id,
+                self.settings.conversation.start,
+            )
+            tasks.append(asyncio.create_task(self._conversation_loop(), name="conversations"))
+            tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+            if self.settings.conversation.start == "auto":
+                self._trigger.set()
+            finished = asyncio.create_task(self.backend.finished.wait())
+            stop = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({finished, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finished.cancel()
+            stop.cancel()
+            await self._shutdown()
+            return 0
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._remove_signals(loop)
+
+    def stop(self) -> None:
+        """Ask the daemon to stop cleanly (what SIGTERM and SIGINT do)."""
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """Reload the TOML and the agent configuration at the next boundary (SIGHUP)."""
+        log.info("reload requested; applied at the next conversation boundary")
+        self._reload_requested = True
+        with contextlib.suppress(Exception):
+            self.provider.request_refresh()
+        if self.session is None:
+            self._maybe_reload()
+
+    def start_conversation(self) -> None:
+        """Start a conversation (button press, voice onset, kiosk start)."""
+        self._trigger.set()
+
+    def end_conversation(self, reason: str = "ended on the device") -> None:
+        if self.session is not None:
+            self.session.request_close(1000, reason)
+
+    async def _shutdown(self) -> None:
+        self.notifier.stopping()
+        session = self.session
+        if session is not None:
+            session.request_close(1000, "device stopping")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.done.wait(), STOP_TIMEOUT_S)
+        log.info("stopped")
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+
+    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+
+    async def _run_backend(self) -> None:
+        try:
+            await self.backend.run(self.on_frame, self._on_audio_status)
+        except AudioDeviceError as exc:
+            log.error("audio: %s", exc)
+            self.state.set_error(str(exc), self.clock())
+            self.backend.finished.set()
+
+    async def _wait_audio_ready(self) -> None:
+        ready = asyncio.create_task(self.backend.ready.wait())
+        finished = asyncio.create_task(self.backend.finished.wait())
+        await asyncio.wait({ready, finished}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        finished.cancel()
+
+    def _on_audio_status(self, problem: str | None) -> None:
+        self.state.set_error(f"audio: {problem}" if problem else None, self.clock())
+
+    # ------------------------------------------------------------------ agent config
+
+    async def _boot_config(self) -> AgentProfile | None:
+        profile = await self.provider.boot()
+        status = self.provider.status
+        if status == "offline":
+            self.state.set_offline(True, self.clock())
+        return profile
+
+    def _apply_profile(self, profile: AgentProfile | None) -> None:
+        self.profile = profile
+        if profile is not None and profile.silence_duration_ms and not self.settings.vad.end_silence_ms:
+            self.vad.set_end_silence_ms(int(profile.silence_duration_ms))
+
+    async def _conversation_url(self) -> str:
+        p = self.settings.platform
+        private = bool(self.profile is not None and self.profile.private)
+        if p.signed_url == "always" or (p.signed_url == "auto" and private):
+            client: PlatformClient = self.provider.client
+            url = await client.get_signed_url()
+            query = url.partition("?")[2]
+            for part in query.split("&"):
+                REDACTOR.add(part.partition("=")[2])
+            log.debug("signed URL fetched for %s", safe_url(url))
+            return url
+        return conversation_url(self.settings)
+
+    def _maybe_reload(self) -> None:
+        if not self._reload_requested or self.config_path is None:
+            return
+        self._reload_requested = False
+        self.notifier.reloading()
+        try:
+            new = load_settings(self.config_path, warn=lambda m: log.warning("%s", m))
+        except ConfigError as exc:
+            for line in exc.problems:
+                log.error("reload refused, keeping the running configuration: %s", line)
+        else:
+            kept = ("audio", "gpio", "state", "logging")
+            changed = [k for k in kept if getattr(new, k) != getattr(self.settings, k)]
+            if changed:
+                log.warning("reload: changes to %s take effect after a restart", ", ".join(changed))
+                new = replace(new, **{k: getattr(self.settings, k) for k in kept})
+            self.settings = new
+            if new.platform.api_key:
+                REDACTOR.add(new.platform.api_key.reveal())
+            self._build_turn_parts()
+            log.info("configuration reloaded from %s", self.config_path)
+        self.notifier.ready(self._status_text())
+
+    # ------------------------------------------------------------------ conversations
+
+    async def _conversation_loop(self) -> None:
+        failures = 0
+        while True:
+            await self._trigger.wait()
+            self._trigger.clear()
+            await self._boundary()
+            ok = await self._conversation_with_resume()
+            failures = 0 if ok else failures + 1
+            await self._boundary()
+            if self.settings.conversation.start == "auto" and not self._stop.is_set():
+                delay = self.settings.conversation.restart_delay_s
+                if failures:
+                    cap = self.settings.platform.reconnect_max_backoff_s
+                    delay = max(delay, backoff_delay(failures + 1, cap, self.rng))
+                    log.info("next conversation in %.1f s", delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                self._trigger.set()
+
+    async def _boundary(self) -> None:
+        """Between conversations: apply reloads and newer agent configurations."""
+        self._maybe_reload()
+        with contextlib.suppress(Exception):
+            await self.provider.refresh_if_stale()
+        update = self.provider.take_update()
+        if update is not None:
+            log.info("applying the newer agent configuration")
+            self._apply_profile(update)
+        self.state.set_offline(self.provider.status == "offline", self.clock())
+
+    async def _conversation_with_resume(self) -> bool:
+        """One wanted conversation, resumed as new ones while it is cut off. True if it
+        ended normally."""
+        attempt = 0
+        cap = self.settings.platform.reconnect_max_backoff_s
+        while not self._stop.is_set():
+            self.state.conversation_starting(self.clock())
+            session = Session(self.settings, self.player, self.tools, self)
+            for pcm in self._pending_preroll:
+                session.send_frame(pcm, self.clock())
+            self._pending_preroll = []
+            self._reset_conversation_audio()
+            self.session = session
+            self.sessions = [*self.sessions[-9:], session]
+            try:
+                url = await self._conversation_url()
+                end = await session.run(url)
+            except PlatformError as exc:
+                log.warning("cannot start a conversation: %s", exc)
+                end = SessionEnd(None, str(exc), resumable=True, error=str(exc))
+            finally:
+                self.session = None
+            self.ended.append(end)
+            self.player.flush()
+            self.state.conversation_ended(self.clock())
+            if end.connected:
+                self.conversations += 1
+                attempt = 0
+                self.state.set_error(None, self.clock())
+            if end.by_client or not end.resumable or self._stop.is_set():
+                if end.error and not end.by_client:
+                    self.state.set_error(end.error, self.clock())
+                    self._earcon("error")
+                else:
+                    self._earcon("end")
+                return end.error is None
+            attempt += 1
+            self.reconnects += 1
+            if attempt >= 3:
+                self.state.set_offline(True, self.clock())
+            delay = backoff_delay(attempt, cap, self.rng)
+            log.warning(
+                "conversation cut off (%s); resuming as a new conversation in %.1f s",
+                end.error or f"code {end.code}",
+                delay,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+        return True
+
+    def _reset_conversation_audio(self) -> None:
+        self._agent_audible_since = None
+        self._barged_in = False
+        self.bargein.reset()
+
+    # SessionListener -------------------------------------------------------
+
+    def on_connected(self, conversation_id: str) -> None:
+        self.state.set_offline(False, self.clock())
+        self.state.conversation_started(self.clock())
+        self._earcon("listen")
+
+    def on_agent_audio(self, samples: int) -> None:
+        if self._agent_audible_since is None:
+            self._agent_audible_since = self.clock()
+            self._barged_in = False
+            self.bargein.reset()
+            self.state.agent_audio_started(self.clock())
+
+    def on_interruption(self) -> None:
+        self._agent_audible_since = None
+
+    def on_user_transcript(self, text: str) -> None:
+        self._barged_in = False
+
+    # ------------------------------------------------------------------ per frame
+
+    def on_frame(self, frame: Frame) -> None:
+        """One captured frame (event loop thread). Pure bookkeeping; never blocks."""
+        gate = self.vad.process(frame.pcm)
+        now = frame.captured_at
+        self.state.tick(now)
+        session = self.session
+        if session is None:
+            if gate.onset and self.settings.conversation.start == "voice" and not self._muted:
+                self._pending_preroll = list(gate.preroll)
+                log.info("voice detected: starting a conversation")
+                self.start_conversation()
+            return
+        agent_audible = self._agent_audible_since is not None
+        if agent_audible and not self.player.playing:
+            self._agent_audible_since = None
+            agent_audible = False
+            self.state.agent_audio_finished(now)
+        if agent_audible and not self._barged_in and self.settings.barge_in.enabled:
+            since = self._agent_audible_since or now
+            if self.bargein.update(
+                gate.voiced,
+                gate.level_dbfs,
+                self.player.level_dbfs(),
+                True,
+                (now - since) * 1000.0,
+            ):
+                self._barged_in = True
+                log.info("barge-in: the user talks over the agent; playback stopped")
+                session.local_barge_in()
+                self._agent_audible_since = None
+                self.state.barge_in(now)
+        if gate.onset:
+            session.note_activity()
+            if not agent_audible:
+                self.state.user_speech_started(now)
+        elif gate.ended:
+            self.state.user_speech_ended(now)
+        speech = gate.speaking and (not agent_audible or self._barged_in)
+        if self._muted or not self._ptt_held:
+            pcm = bytes(len(frame.pcm))
+            session.send_frame(pcm, frame.captured_at)
+            return
+        for out in self.uplink.process(frame.pcm, speech):
+            session.send_frame(out, frame.captured_at)
+
+    # ------------------------------------------------------------------ misc
+
+    def set_muted(self, muted: bool) -> None:
+        self._muted = muted
+        self.state.set_muted(muted, self.clock())
+        log.info("microphone %s", "muted" if muted else "unmuted")
+
+    def set_push_to_talk_held(self, held: bool) -> None:
+        self._ptt_held = held
+
+    def _earcon(self, kind: str) -> None:
+        e = self.settings.earcons
+        if e.enabled and e.volume > 0:
+            self.player.push(earcon(kind, self.player.rate, e.volume))  # type: ignore[arg-type]
+
+    def _on_state(self, old: DeviceState, new: DeviceState, reason: str) -> None:
+        log.debug("state %s -> %s (%s)", old.value, new.value, reason)
+        self.notifier.status(self._status_text())
+
+    def _status_text(self) -> str:
+        extras = []
+        session = self.session
+        if session is not None and session.conversation_id:
+            extras.append(f"conversation {session.conversation_id}")
+        if self.reconnects:
+            extras.append(f"{self.reconnects} reconnects since boot")
+        if self.state.error_message:
+            extras.append(self.state.error_message)
+        text = self.state.state.value
+        return text + (" — " + "; ".join(extras) if extras else "")
+
+    async def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval()
+        if interval is None:
+            return
+        last = -1
+        while True:
+            await asyncio.sleep(interval)
+            frames = self.backend.frames_captured
+            if frames != last:
+                self.notifier.watchdog()
+                last = frames
+            else:
+                log.warning("audio has not advanced for %.1f s; not feeding the watchdog", interval)
+
+
+def run_daemon(settings: Settings, config_path: str | None = None) -> int:
+    """Run the daemon in the foreground; return the exit code."""
+    if settings.platform.api_key:
+        REDACTOR.add(settings.platform.api_key.reveal())
+    try:
+        return asyncio.run(Daemon(settings, config_path=config_path).run())
+    except KeyboardInterrupt:
+        return 0
+    except AudioDeviceError as exc:
+        log.error("audio: %s", exc)
+        return 1

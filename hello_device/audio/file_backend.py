@@ -1,0 +1,124 @@
+"""A virtual sound card over WAV files, paced in real time.
+
+Every ``frame_ms`` it delivers one frame of ``audio.input_file`` (any rate and channel
+count, converted to 16 kHz mono) as the microphone, and writes exactly one frame pulled
+from the player to ``audio.output_file`` (16-bit mono at ``audio.output_rate``) as the
+loudspeaker; silence when nothing plays. The output starts with one frame of silence:
+like a real card with a one-frame buffer, what is pulled at tick *t* sounds during the
+next frame. So time *t* in the input file and time *t* in the output file are the same
+instant, and latencies can be read off the two files.
+
+When the input ends it feeds digital silence; with ``audio.exit_at_end`` it writes two
+more seconds, sets :attr:`finished` and returns. If the event loop falls behind (a slow
+board, a debugger), it catches up by running the missed ticks at once, so the two
+timelines stay aligned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hello_device.audio import CAPTURE_RATE
+from hello_device.audio.backend import AudioBackend, Frame, FrameSink, StatusSink
+from hello_device.audio.convert import CaptureConverter
+from hello_device.audio.player import Player
+from hello_device.audio.wav import WavWriter, read_wav
+from hello_device.config import AudioSettings
+from hello_device.errors import AudioDeviceError
+
+log = logging.getLogger(__name__)
+
+TAIL_S = 2.0
+"""Seconds written after the input ends when ``exit_at_end`` is set."""
+
+
+def load_input_frames(path: str, frame_ms: int, channel: int | str = "mix") -> list[bytes]:
+    """The whole input file as 16 kHz mono frames (the last one padded with silence)."""
+    try:
+        samples, rate = read_wav(path)
+    except (OSError, ValueError) as exc:
+        raise AudioDeviceError(f"cannot read audio.input_file {path}: {exc}") from exc
+    channels = samples.shape[1] if samples.ndim == 2 else 1
+    pick = channel if channel == "mix" or int(channel) < channels else "mix"
+    converter = CaptureConverter(rate, channels, pick, frame_ms)  # type: ignore[arg-type]
+    frames = converter.feed(samples.tobytes())
+    frame_bytes = CAPTURE_RATE * frame_ms // 1000 * 2
+    tail = converter.feed(bytes(frame_bytes * 2 * channels * max(1, rate // CAPTURE_RATE)))
+    if tail:
+        frames.append(tail[0])
+    return frames
+
+
+class FileBackend(AudioBackend):
+    """The ``file`` audio backend (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: AudioSettings,
+        player: Player,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        if not settings.input_file or not settings.output_file:
+            raise AudioDeviceError("the file backend needs audio.input_file and output_file")
+        self.settings = settings
+        self.player = player
+        self.clock = clock
+        self.frame_ms = settings.frame_ms
+        self.output_rate = settings.output_rate
+        self.input_path = settings.input_file
+        self.output_path = settings.output_file
+        self.input_frames = 0
+        """Frames the input file holds."""
+
+    async def run(self, on_frame: FrameSink, on_status: StatusSink | None = None) -> None:
+        frames = load_input_frames(self.input_path, self.frame_ms, self.settings.input_channel)
+        self.input_frames = len(frames)
+        self.player.set_rate(self.output_rate)
+        silence_in = bytes(CAPTURE_RATE * self.frame_ms // 1000 * 2)
+        frame_s = self.frame_ms / 1000.0
+        out_per_s = self.output_rate
+        tail_frames = int(TAIL_S / frame_s) if self.settings.exit_at_end else None
+        Path(self.output_path).parent.mkdir(parents=True, exist_ok=True)
+        log.info(
+            "file audio: %s (%.1f s) -> %s at %d Hz",
+            self.input_path,
+            len(frames) * frame_s,
+            self.output_path,
+            self.output_rate,
+        )
+        with WavWriter(self.output_path, self.output_rate) as writer:
+            written = self._out_samples(1, out_per_s, frame_s)
+            writer.write(bytes(written * 2))  # the one-frame device buffer
+            self.ready.set()
+            if on_status is not None:
+                on_status(None)
+            start = self.clock()
+            index = 0
+            last_header = start
+            while tail_frames is None or index < len(frames) + tail_frames:
+                deadline = start + (index + 1) * frame_s
+                delay = deadline - self.clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                pcm = frames[index] if index < len(frames) else silence_in
+                self.frames_captured += 1
+                on_frame(Frame(pcm, index, deadline))
+                target = self._out_samples(index + 2, out_per_s, frame_s)
+                writer.write(self.player.read(target - written))
+                written = target
+                index += 1
+                if deadline - last_header >= 1.0:
+                    writer.flush_header()
+                    last_header = deadline
+        log.info("file audio: input finished; wrote %s", self.output_path)
+        self.finished.set()
+
+    @staticmethod
+    def _out_samples(frames: int, rate: int, frame_s: float) -> int:
+        """Output samples in the first ``frames`` frames (exact for any rate)."""
+        return round(frames * frame_s * rate)
