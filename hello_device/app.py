@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 1.5
 """How long a stop may take to close the conversation before tasks are cancelled."""
+BOOT_FETCH_WITH_CACHE_S = 0.8
+"""With a cached agent configuration, how long boot waits for the platform before it
+uses the cache (and keeps trying in the background)."""
 
 
 def backoff_delay(attempt: int, cap: float, rng: random.Random) -> float:
@@ -78,6 +81,11 @@ class Daemon(SessionListener):
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
+        """The settings in force: the file's, with the agent's hints where it is silent."""
+        self.base_settings = settings
+        """The settings as the file gives them."""
+        self.profile: AgentProfile | None = None
+        self._client: PlatformClient | None = None
         self.config_path = config_path
         self.clock = clock
         self.rng = rng or random.Random()
@@ -133,16 +141,19 @@ class Daemon(SessionListener):
     @property
     def provider(self) -> AgentConfigProvider:
         if self._provider is None:
-            from hello_device.platform_api import (
-                AgentConfigCache,
-                AgentConfigProvider,
-                PlatformClient,
-            )
+            from hello_device.platform_api import AgentConfigCache, AgentConfigProvider
 
-            client = PlatformClient(self.settings.platform)
             cache = AgentConfigCache(self.settings.state.dir)
-            self._provider = AgentConfigProvider(self.settings, client, cache)
+            self._provider = AgentConfigProvider(self.base_settings, self.client, cache)
         return self._provider
+
+    @property
+    def client(self) -> PlatformClient:
+        if self._client is None:
+            from hello_device.platform_api import PlatformClient
+
+            self._client = PlatformClient(self.base_settings.platform)
+        return self._client
 
     def _set_volume(self, value: float) -> None:
         self.player.volume = value
@@ -246,26 +257,33 @@ class Daemon(SessionListener):
     # ------------------------------------------------------------------ agent config
 
     async def _boot_config(self) -> AgentProfile | None:
-        profile = await self.provider.boot()
-        status = self.provider.status
-        if status == "offline":
+        """The platform's copy, or at once the cached one when the platform is slow."""
+        from hello_device.platform_api import AgentConfigCache
+
+        s = self.base_settings
+        warm = AgentConfigCache(s.state.dir).load(s.platform.agent_id, quarantine=False)
+        profile = await self.provider.boot(timeout=BOOT_FETCH_WITH_CACHE_S if warm else None)
+        if self.provider.status in ("offline", "error"):
+            log.warning("agent configuration: %s", self.provider.status_message)
+        if self.provider.status == "offline":
             self.state.set_offline(True, self.clock())
         return profile
 
     def _apply_profile(self, profile: AgentProfile | None) -> None:
+        from hello_device.platform_api import apply_profile
+
         self.profile = profile
-        if profile is not None and profile.silence_duration_ms and not self.settings.vad.end_silence_ms:
-            self.vad.set_end_silence_ms(int(profile.silence_duration_ms))
+        self.settings = apply_profile(self.base_settings, profile)
+        self._build_turn_parts()
 
     async def _conversation_url(self) -> str:
         p = self.settings.platform
         private = bool(self.profile is not None and self.profile.private)
         if p.signed_url == "always" or (p.signed_url == "auto" and private):
-            client: PlatformClient = self.provider.client
-            url = await client.get_signed_url()
+            url = await self.client.get_signed_url()
             query = url.partition("?")[2]
             for part in query.split("&"):
-                REDACTOR.add(part.partition("=")[2])
+                REDACTOR.add_transient(part.partition("=")[2])
             log.debug("signed URL fetched for %s", safe_url(url))
             return url
         return conversation_url(self.settings)
@@ -286,10 +304,10 @@ class Daemon(SessionListener):
             if changed:
                 log.warning("reload: changes to %s take effect after a restart", ", ".join(changed))
                 new = replace(new, **{k: getattr(self.settings, k) for k in kept})
-            self.settings = new
+            self.base_settings = new
             if new.platform.api_key:
                 REDACTOR.add(new.platform.api_key.reveal())
-            self._build_turn_parts()
+            self._apply_profile(self.profile)
             log.info("configuration reloaded from %s", self.config_path)
         self.notifier.ready(self._status_text())
 

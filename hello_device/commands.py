@@ -13,12 +13,13 @@ from importlib import resources
 from pathlib import Path
 
 AddConfig = Callable[[argparse.ArgumentParser], None]
-SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 log = logging.getLogger(__name__)
 
 
-def register(sub: SubParsers, add_config: AddConfig) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], add_config: AddConfig
+) -> None:
     p = sub.add_parser(
         "emulator",
         help="run the local agent emulator (say something, hear it back)",

@@ -6,6 +6,7 @@ Only the CLI calls :func:`setup_logging`; every module just uses
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import sys
@@ -24,20 +25,28 @@ class RedactFilter(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._secrets: set[str] = set()
+        self._transient: collections.deque[str] = collections.deque(maxlen=8)
 
     def add(self, secret: str | None) -> None:
+        """A long-lived secret (the API key): redacted for the life of the process."""
         if secret and len(secret) >= 4:
             self._secrets.add(secret)
 
+    def add_transient(self, secret: str | None) -> None:
+        """A short-lived secret (a signed URL's token): only the last few are kept."""
+        if secret and len(secret) >= 8 and secret not in self._transient:
+            self._transient.append(secret)
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
+        if not self._secrets and not self._transient:
             return True
+        secrets = [*self._secrets, *self._transient]
         message = record.getMessage()
-        redacted = redact(message, self._secrets)
+        redacted = redact(message, secrets)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self._secrets)
+            record.exc_text = redact(record.exc_text, secrets)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
@@ -74,7 +83,7 @@ def setup_logging(level: str = "INFO", target: str = "auto") -> str:
     chosen = "stderr"
     if target == "journal" or (target == "auto" and under_systemd()):
         try:
-            from systemd import journal
+            from systemd import journal  # type: ignore[attr-defined]
 
             handler = journal.JournalHandler(SYSLOG_IDENTIFIER="hello-device")
             handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
