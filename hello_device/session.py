@@ -338,12 +338,13 @@ class Session:
                 await asyncio.wait_for(ws.close(code, reason), 2)
             return SessionEnd(code, reason, by_client=True, connected=True)
         for task in done:
-            exc = task.exception()
-            if isinstance(exc, ConnectionClosed):
-                return self._end_from_close(exc, connected=True)
-            if exc is not None:
-                log.error("conversation failed: %s", _describe(exc), exc_info=exc)
-                return SessionEnd(None, _describe(exc), resumable=True, error=_describe(exc))
+            failure = task.exception()
+            if isinstance(failure, ConnectionClosed):
+                return self._end_from_close(failure, connected=True)
+            if failure is not None:
+                text = _describe(failure)
+                log.error("conversation failed: %s", text, exc_info=failure)
+                return SessionEnd(None, text, resumable=True, error=text)
         return SessionEnd(ws.close_code, ws.close_reason or "", connected=True)
 
     async def _await_metadata(self, ws: ClientConnection) -> ConversationMetadata:
@@ -467,7 +468,10 @@ class Session:
                 ready.clear()
                 await ready.wait()
             pcm, captured_at = uplink.popleft()
-            await ws.send(user_audio(encoder.encode(pcm)))
+            wire = encoder.encode(pcm)
+            if not wire:  # a resampler still filling (first frame of a stream)
+                continue
+            await ws.send(user_audio(wire))
             stats.frames_sent += 1
             stats.wire_latency_s.append(clock() - captured_at)
 
