@@ -74,6 +74,7 @@ class Daemon(SessionListener):
         *,
         config_path: str | None = None,
         backend: AudioBackend | None = None,
+        player: Player | None = None,
         notifier: Notifier | None = None,
         provider: AgentConfigProvider | None = None,
         tools: ToolRegistry | None = None,
@@ -89,7 +90,7 @@ class Daemon(SessionListener):
         self.config_path = config_path
         self.clock = clock
         self.rng = rng or random.Random()
-        self.player = Player(rate=16000, volume=settings.audio.volume)
+        self.player = player or Player(rate=16000, volume=settings.audio.volume)
         self.backend = backend or make_backend(settings, self.player)
         self.notifier = notifier or Notifier()
         self._provider = provider

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from hello_device.audio import CAPTURE_RATE
 from hello_device.audio.backend import AudioBackend, Frame, FrameSink, StatusSink
@@ -37,20 +38,21 @@ TAIL_S = 2.0
 
 
 def load_input_frames(path: str, frame_ms: int, channel: int | str = "mix") -> list[bytes]:
-    """The whole input file as 16 kHz mono frames (the last one padded with silence)."""
+    """The whole input file as 16 kHz mono frames (the last one padded with silence).
+
+    The file is converted once, up front, with soxr's high-quality recipe: latency does
+    not matter here, and nothing heavy then runs while the virtual card ticks.
+    """
     try:
         samples, rate = read_wav(path)
     except (OSError, ValueError) as exc:
         raise AudioDeviceError(f"cannot read audio.input_file {path}: {exc}") from exc
     channels = samples.shape[1] if samples.ndim == 2 else 1
-    pick = channel if channel == "mix" or int(channel) < channels else "mix"
-    converter = CaptureConverter(rate, channels, pick, frame_ms)  # type: ignore[arg-type]
-    frames = converter.feed(samples.tobytes())
-    frame_bytes = CAPTURE_RATE * frame_ms // 1000 * 2
-    tail = converter.feed(bytes(frame_bytes * 2 * channels * max(1, rate // CAPTURE_RATE)))
-    if tail:
-        frames.append(tail[0])
-    return frames
+    pick: int | Literal["mix"] = "mix"
+    if channel != "mix" and int(channel) < channels:
+        pick = int(channel)
+    converter = CaptureConverter(rate, channels, pick, frame_ms, quality="HQ")
+    return converter.feed(samples.tobytes()) + converter.flush()
 
 
 class FileBackend(AudioBackend):
