@@ -137,7 +137,12 @@ class Daemon(SessionListener):
             warmup_ms=s.barge_in.warmup_ms,
             echo_margin_db=s.barge_in.echo_margin_db,
         )
-        self.uplink = UplinkGate(s.vad.send, max(1, s.vad.preroll_ms // frame_ms))
+        self.uplink = UplinkGate(
+            s.vad.send,
+            preroll_frames=max(1, s.vad.preroll_ms // frame_ms),
+            min_frames=max(0, s.vad.start_frames - 1),
+            settle_frames=1500 // frame_ms,
+        )
 
     @property
     def provider(self) -> AgentConfigProvider:
@@ -411,6 +416,7 @@ class Daemon(SessionListener):
             self._agent_audible_since = self.clock()
             self._barged_in = False
             self.bargein.reset()
+            self.uplink.settle()
             self.state.agent_audio_started(self.clock())
 
     def on_interruption(self) -> None:
@@ -492,8 +498,8 @@ class Daemon(SessionListener):
             extras.append(f"conversation {session.conversation_id}")
         if self.reconnects:
             extras.append(f"{self.reconnects} reconnects since boot")
-        if self.state.error_message:
-            extras.append(self.state.error_message)
+        if self.state.error:
+            extras.append(self.state.error)
         text = self.state.state.value
         return text + (" — " + "; ".join(extras) if extras else "")
 

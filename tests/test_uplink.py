@@ -46,7 +46,7 @@ def test_onset_sends_the_preroll_then_live_frames() -> None:
 
 
 def test_no_frame_sent_twice_or_lost_across_utterances() -> None:
-    gate = UplinkGate("speech", 4)
+    gate = UplinkGate("speech", 4, min_frames=4)
     pattern = [False] * 7 + [True] * 5 + [False] * 9 + [True] * 3 + [False] * 6
     out = run(gate, pattern) + gate.flush_silence()
     assert len(out) == len(pattern)  # the wire timeline equals the captured one
@@ -55,7 +55,33 @@ def test_no_frame_sent_twice_or_lost_across_utterances() -> None:
     assert len(set(real)) == len(real)
 
 
-def test_after_an_utterance_the_lag_is_rebuilt_before_silence_flows() -> None:
-    gate = UplinkGate("speech", 2)
-    out = [gate.process(frame(i), s) for i, s in enumerate([True, True, False, False, False])]
-    assert out[2] == [] and out[3] == [] and out[4] == [SILENCE]
+def test_after_an_utterance_only_the_confirming_frames_are_held() -> None:
+    """The platform hears the end of a turn almost live (2 frames late), not 300 ms late."""
+    gate = UplinkGate("speech", 15, min_frames=2)
+    out = [gate.process(frame(i), s) for i, s in enumerate([True, True] + [False] * 5)]
+    assert out[2] == [] and out[3] == []
+    assert out[4] == [SILENCE] and out[5] == [SILENCE] and out[6] == [SILENCE]
+    assert gate.lag_frames == 2
+
+
+def test_a_quick_resumption_keeps_its_first_voiced_frames() -> None:
+    gate = UplinkGate("speech", 15, min_frames=2)
+    pattern = [True] * 3 + [False] * 6 + [True] * 2
+    out = [f for i, s in enumerate(pattern) for f in gate.process(frame(i), s)]
+    # frames 7 and 8 (just before the new onset) were held, so they go out as speech
+    assert out[-4:] == [frame(7), frame(8), frame(9), frame(10)]
+
+
+def test_the_full_preroll_is_rebuilt_once_the_turn_settles() -> None:
+    gate = UplinkGate("speech", 5, min_frames=1, settle_frames=1000)
+    for i, s in enumerate([True, False, False, False]):
+        gate.process(frame(i), s)
+    assert gate.lag_frames == 1
+    gate.settle()  # the agent starts answering
+    sent = [gate.process(frame(10 + i), False) for i in range(6)]
+    assert sent[:4] == [[], [], [], []]  # held back to grow the window
+    assert gate.lag_frames == 5 and sent[4] == [SILENCE]
+    quiet = UplinkGate("speech", 4, min_frames=1, settle_frames=3)
+    for i, s in enumerate([True] + [False] * 8):
+        quiet.process(frame(i), s)
+    assert quiet.lag_frames == 4  # settled by itself after 3 quiet frames
