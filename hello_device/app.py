@@ -324,10 +324,15 @@ class Daemon(SessionListener):
         while True:
             await self._trigger.wait()
             self._trigger.clear()
-            await self._boundary()
-            ok = await self._conversation_with_resume()
+            try:
+                await self._boundary()
+                ok = await self._conversation_with_resume()
+                await self._boundary()
+            except Exception:  # never let one bad conversation end the daemon
+                log.exception("conversation loop error; recovering")
+                self.session = None
+                ok = False
             failures = 0 if ok else failures + 1
-            await self._boundary()
             if self.settings.conversation.start == "auto" and not self._stop.is_set():
                 delay = self.settings.conversation.restart_delay_s
                 if failures:

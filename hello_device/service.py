@@ -32,7 +32,7 @@ def _stdlib_notify(message: str, env: Mapping[str, str]) -> bool:
 
 def _systemd_notify() -> Callable[[str], bool] | None:
     try:
-        from systemd import daemon
+        from systemd import daemon  # type: ignore[attr-defined]
     except ImportError:
         return None
 

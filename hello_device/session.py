@@ -283,6 +283,12 @@ class Session:
         self._ws = ws
         try:
             return await self._converse(ws)
+        except ConnectionClosed as exc:
+            return self._end_from_close(exc, connected=self._streaming)
+        except Exception as exc:  # a bug must not end the daemon: report, resume
+            text = _describe(exc)
+            log.error("conversation failed unexpectedly: %s", text, exc_info=True)
+            return SessionEnd(None, text, resumable=True, error=text, connected=self._streaming)
         finally:
             self._streaming = False
             for task in list(self._tool_tasks):
@@ -348,12 +354,11 @@ class Session:
         return SessionEnd(ws.close_code, ws.close_reason or "", connected=True)
 
     async def _await_metadata(self, ws: ClientConnection) -> ConversationMetadata:
-        async for message in ws:
-            for event in self._parse(message):
+        while True:  # recv() raises ConnectionClosed(OK|Error) for every kind of close
+            for event in self._parse(await ws.recv()):
                 if isinstance(event, ConversationMetadata):
                     return event
                 await self._handle(ws, event)
-        raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
 
     def _adopt(self, metadata: ConversationMetadata) -> None:
         self.conversation_id = metadata.conversation_id
@@ -374,10 +379,9 @@ class Session:
         return self.protocol.receive_text(message)
 
     async def _receive(self, ws: ClientConnection) -> None:
-        async for message in ws:
-            for event in self._parse(message):
+        while True:
+            for event in self._parse(await ws.recv()):
                 await self._handle(ws, event)
-        raise ConnectionClosed(ws.protocol.close_rcvd, ws.protocol.close_sent)
 
     async def _handle(self, ws: ClientConnection, event: Event) -> None:
         if isinstance(event, AgentAudio):
