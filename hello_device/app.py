@@ -39,6 +39,7 @@ from hello_device.turn import BargeInDetector, DeviceState, TurnStateMachine, Va
 from hello_device.uplink import UplinkGate
 
 if TYPE_CHECKING:
+    from hello_device.gpio import Action, Gpio
     from hello_device.platform_api import AgentConfigProvider, AgentProfile, PlatformClient
 
 log = logging.getLogger(__name__)
@@ -109,11 +110,14 @@ class Daemon(SessionListener):
         self.reconnects = 0
         self.conversations = 0
         self.ended: list[SessionEnd] = []
+        self.ready = asyncio.Event()
+        """Set once the daemon is ready to converse (audio open, configuration loaded)."""
         self._stop = asyncio.Event()
         self._trigger = asyncio.Event()
         self._reload_requested = False
-        self._ptt_held = True
+        self._ptt_held = settings.gpio.button_mode != "push_to_talk"
         self._muted = False
+        self.gpio: Gpio | None = None
         self._agent_audible_since: float | None = None
         self._barged_in = False
         self._pending_preroll: list[bytes] = []
@@ -184,8 +188,11 @@ class Daemon(SessionListener):
                 self.settings.device.id,
                 self.settings.conversation.start,
             )
+            self._open_gpio(loop)
+            self.ready.set()
             tasks.append(asyncio.create_task(self._conversation_loop(), name="conversations"))
             tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+            tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
             if self.settings.conversation.start == "auto":
                 self._trigger.set()
             finished = asyncio.create_task(self.backend.finished.wait())
@@ -200,6 +207,9 @@ class Daemon(SessionListener):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._remove_signals(loop)
+            if self.gpio is not None:
+                self.gpio.close()
+                self.gpio = None
 
     def stop(self) -> None:
         """Ask the daemon to stop cleanly (what SIGTERM and SIGINT do)."""
@@ -469,17 +479,76 @@ class Daemon(SessionListener):
                 self.state.user_speech_started(now)
         elif gate.ended:
             self.state.user_speech_ended(now)
+        pcm = frame.pcm
         speech = gate.speaking and (not agent_audible or self._barged_in)
         if self._muted or not self._ptt_held:
-            pcm = bytes(len(frame.pcm))
-            session.send_frame(pcm, frame.captured_at)
-            return
-        for out in self.uplink.process(frame.pcm, speech):
+            pcm, speech = bytes(len(pcm)), False  # nothing private leaves the device
+        for out in self.uplink.process(pcm, speech):
             session.send_frame(out, frame.captured_at)
+
+    # ------------------------------------------------------------------ GPIO
+
+    def _open_gpio(self, loop: asyncio.AbstractEventLoop) -> None:
+        g = self.settings.gpio
+        if g.button_pin is None and g.mute_pin is None and g.led_type == "none":
+            return
+        from hello_device.errors import GpioError
+        from hello_device.gpio import Gpio
+
+        try:
+            self.gpio = Gpio(
+                g,
+                call_soon=loop.call_soon_threadsafe,
+                on_press=self._button_pressed,
+                on_release=self._button_released,
+                on_long_press=self._button_long_pressed,
+                on_mute_changed=self.set_muted,
+            )
+        except GpioError as exc:
+            log.error("GPIO unavailable, running without button and LED: %s", exc)
+            return
+        self.gpio.show(self.state.state)
+
+    def _button_pressed(self) -> None:
+        if self.gpio is not None:
+            self._run_actions(self.gpio.logic.pressed(self.session is not None))
+
+    def _button_released(self) -> None:
+        if self.gpio is not None:
+            self._run_actions(self.gpio.logic.released(self.session is not None))
+
+    def _button_long_pressed(self) -> None:
+        if self.gpio is not None:
+            actions = self.gpio.logic.long_pressed(self.session is not None, self._muted)
+            self._run_actions(actions)
+
+    def _run_actions(self, actions: list[Action]) -> None:
+        from hello_device.gpio import Action
+
+        for action in actions:
+            log.debug("button: %s", action.name)
+            if action is Action.START and self.session is None:
+                self.start_conversation()
+            elif action is Action.END:
+                self.end_conversation("ended with the button")
+            elif action in (Action.PTT_DOWN, Action.PTT_UP):
+                self.set_push_to_talk_held(action is Action.PTT_DOWN)
+            elif action in (Action.MUTE, Action.UNMUTE):
+                self.set_muted(action is Action.MUTE)
+
+    async def _housekeeping(self) -> None:
+        """Once a second: state timeouts, and GPIO edges a bounce window may have hidden."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.state.tick(self.clock())
+            if self.gpio is not None:
+                self.gpio.resync()
 
     # ------------------------------------------------------------------ misc
 
     def set_muted(self, muted: bool) -> None:
+        if muted == self._muted:
+            return
         self._muted = muted
         self.state.set_muted(muted, self.clock())
         log.info("microphone %s", "muted" if muted else "unmuted")
@@ -492,8 +561,26 @@ class Daemon(SessionListener):
         if e.enabled and e.volume > 0:
             self.player.push(earcon(kind, self.player.rate, e.volume))  # type: ignore[arg-type]
 
+    async def wait_state(self, state: DeviceState, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait until the visible state is ``state`` (raises TimeoutError)."""
+        if self.state.state is state:
+            return
+        reached = asyncio.Event()
+
+        def listener(old: DeviceState, new: DeviceState, reason: str) -> None:
+            if new is state:
+                reached.set()
+
+        self.state.add_listener(listener)
+        try:
+            await asyncio.wait_for(reached.wait(), timeout)
+        finally:
+            self.state.remove_listener(listener)
+
     def _on_state(self, old: DeviceState, new: DeviceState, reason: str) -> None:
         log.debug("state %s -> %s (%s)", old.value, new.value, reason)
+        if self.gpio is not None:
+            self.gpio.show(new)
         self.notifier.status(self._status_text())
 
     def _status_text(self) -> str:

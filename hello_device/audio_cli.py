@@ -159,6 +159,14 @@ def cmd_devices(
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def _shorten(text: str, width: int) -> str:
+    """Cut the middle out of long names (their ends, like ``(hw:1,0)``, matter most)."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
 def _device_table(devices: list[DeviceInfo], chosen: dict[str, Any]) -> str:
     if not devices:
         return "PortAudio found no sound devices (no sound card, or the sound server is down)."
@@ -173,7 +181,7 @@ def _device_table(devices: list[DeviceInfo], chosen: dict[str, Any]) -> str:
         rows.append(
             (
                 str(d.index),
-                d.name if len(d.name) <= 40 else d.name[:39] + "…",
+                _shorten(d.name, 60),
                 d.host_api,
                 str(d.max_input_channels),
                 str(d.max_output_channels),

@@ -29,7 +29,7 @@ def register(
     from hello_device import emulator
 
     emulator.add_arguments(p)
-    p.set_defaults(func=lambda a: _run_emulator(a))
+    p.set_defaults(func=_run_emulator)
 
     p = sub.add_parser(
         "demo",

@@ -223,6 +223,11 @@ class AudioSettings:
     exit_at_end: bool = _f(False)
     """File backend: when the input ends, write 2 more seconds and stop the daemon."""
 
+    loopback_gain: float = _f(0.0, min=0.0, max=4.0)
+    """File backend: mix what the loudspeaker plays back into the microphone at this gain
+    (1.0 = as loud as played), like a loudspeaker the microphone hears; for tests and
+    benchmarks of the echo guard."""
+
     reopen_max_backoff_s: float = _f(30.0, min=0.5, max=3600.0)
     """Upper bound of the backoff between attempts to reopen a failed sound card."""
 

@@ -287,7 +287,7 @@ class Session:
             return self._end_from_close(exc, connected=self._streaming)
         except Exception as exc:  # a bug must not end the daemon: report, resume
             text = _describe(exc)
-            log.error("conversation failed unexpectedly: %s", text, exc_info=True)
+            log.exception("conversation failed unexpectedly: %s", text)
             return SessionEnd(None, text, resumable=True, error=text, connected=self._streaming)
         finally:
             self._streaming = False

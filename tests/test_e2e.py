@@ -17,7 +17,6 @@ import pytest
 from hello_device.app import Daemon
 from hello_device.emulator import Emulator, EmulatorConfig
 
-from .conftest import UNIT
 from .e2e import (
     active,
     best_alignment,

@@ -239,6 +239,8 @@ class FakePyAudio:
         raise ValueError(text, code)
 
     def open(self, **kw: Any) -> FakeStream:
+        if self.host.open_error is not None:
+            raise self.host.open_error
         kind = "input" if kw.get("input") else "output"
         index = kw[f"{kind}_device_index"]
         if index is None or not 0 <= index < len(self.devices):
@@ -275,6 +277,7 @@ class FakeHost:
     opens: list[tuple[str, str, int, int, bool]] = field(default_factory=list)
     format_checks: int = 0
     init_error: Exception | None = None
+    open_error: Exception | None = None
     channel_values: bool = False
     """Fill input channel c with the constant (c + 1) * 1000 instead of a tone."""
 
@@ -686,7 +689,7 @@ async def test_stream_that_never_starts_is_a_fault() -> None:
 
 
 @asynctest
-async def test_run_never_raises_and_cleans_up() -> None:
+async def test_run_never_raises_and_cleans_up(caplog: pytest.LogCaptureFixture) -> None:
     host = pulse_like()
     host.init_error = OSError(-9999, "Unanticipated host error")
     backend, _ = make_backend(host)
@@ -696,8 +699,15 @@ async def test_run_never_raises_and_cleans_up() -> None:
         host.init_error = RuntimeError("a bug somewhere")
         await wait_until(lambda: len(run.problems()) == 2)
         host.init_error = None
+        host.open_error = TypeError("an unexpected bug")
+        attempts = backend.open_attempts
+        await wait_until(lambda: backend.open_attempts >= attempts + 3)
+        assert "unexpected error while opening the sound card" in run.problems()[-1]
+        host.open_error = None
         await wait_until(lambda: len(run.frames) >= 2)
     assert host.all_closed and host.instances and backend.streams is None
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1  # once, not once per retry
 
 
 @asynctest

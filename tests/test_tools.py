@@ -58,7 +58,11 @@ def test_default_tools() -> None:
         "dev1", "Lobby", "1.2.3", lambda v: volume.__setitem__(0, v), lambda: volume[0]
     )
     info, err = call(reg, "get_device_info", {})
-    assert not err and json.loads(info) == {"device_id": "dev1", "device_name": "Lobby", "version": "1.2.3"}
+    assert not err and json.loads(info) == {
+        "device_id": "dev1",
+        "device_name": "Lobby",
+        "version": "1.2.3",
+    }
     assert call(reg, "set_volume", {"level": 40})[0] == '{"volume":0.4}' and volume[0] == 0.4
     assert call(reg, "set_volume", {"level": 0.5})[0] == '{"volume":0.5}'
     assert call(reg, "set_volume", {"level": -3})[1] is True

@@ -8,6 +8,10 @@ like a real card with a one-frame buffer, what is pulled at tick *t* sounds duri
 next frame. So time *t* in the input file and time *t* in the output file are the same
 instant, and latencies can be read off the two files.
 
+With ``audio.loopback_gain`` above zero, what the loudspeaker plays during a frame is
+mixed into the microphone frame captured over the same interval, like a loudspeaker the
+microphone hears: the echo path of a real device, for tests of the echo guard.
+
 When the input ends it feeds digital silence; with ``audio.exit_at_end`` it writes two
 more seconds, sets :attr:`finished` and returns. If the event loop falls behind (a slow
 board, a debugger), it catches up by running the missed ticks at once, so the two
@@ -23,9 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 from hello_device.audio import CAPTURE_RATE
 from hello_device.audio.backend import AudioBackend, Frame, FrameSink, StatusSink
-from hello_device.audio.convert import CaptureConverter
+from hello_device.audio.convert import CaptureConverter, Resampler
 from hello_device.audio.player import Player
 from hello_device.audio.wav import WavWriter, read_wav
 from hello_device.config import AudioSettings
@@ -53,6 +60,14 @@ def load_input_frames(path: str, frame_ms: int, channel: int | str = "mix") -> l
         pick = int(channel)
     converter = CaptureConverter(rate, channels, pick, frame_ms, quality="HQ")
     return converter.feed(samples.tobytes()) + converter.flush()
+
+
+def _mix(pcm: bytes, echo: NDArray[np.int16], gain: float) -> bytes:
+    """``pcm`` plus ``gain`` times ``echo`` (as long as they overlap), saturated."""
+    mic = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    n = min(len(mic), len(echo))
+    mic[:n] += gain * echo[:n].astype(np.float32)
+    return np.clip(mic, -32768, 32767).astype("<i2").tobytes()
 
 
 class FileBackend(AudioBackend):
@@ -93,6 +108,9 @@ class FileBackend(AudioBackend):
             self.output_path,
             self.output_rate,
         )
+        loopback = self.settings.loopback_gain
+        to_mic = Resampler(self.output_rate, CAPTURE_RATE, "LL") if loopback else None
+        echo = np.zeros(0, dtype=np.int16)
         with WavWriter(self.output_path, self.output_rate) as writer:
             written = self._out_samples(1, out_per_s, frame_s)
             writer.write(bytes(written * 2))  # the one-frame device buffer
@@ -108,10 +126,16 @@ class FileBackend(AudioBackend):
                 if delay > 0:
                     await asyncio.sleep(delay)
                 pcm = frames[index] if index < len(frames) else silence_in
+                if to_mic is not None:
+                    pcm = _mix(pcm, echo, loopback)
                 self.frames_captured += 1
                 on_frame(Frame(pcm, index, deadline))
                 target = self._out_samples(index + 2, out_per_s, frame_s)
-                writer.write(self.player.read(target - written))
+                played = self.player.read(target - written)
+                writer.write(played)
+                if to_mic is not None:
+                    # What sounds during the next frame reaches the microphone with it.
+                    echo = to_mic.process(np.frombuffer(played, dtype="<i2"))
                 written = target
                 index += 1
                 if deadline - last_header >= 1.0:

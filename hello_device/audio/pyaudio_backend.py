@@ -190,7 +190,8 @@ class PyAudioBackend(AudioBackend):
 
     ``pyaudio_factory`` builds the PortAudio host (``pyaudio.PyAudio``; tests pass a
     fake); ``clock`` is the monotonic clock used for timestamps and stall detection.
-    The remaining keywords exist so tests can shorten the fault timings.
+    The remaining keywords exist so tests can shorten the fault timings and benchmarks
+    can try other block sizes.
     """
 
     def __init__(
@@ -206,6 +207,7 @@ class PyAudioBackend(AudioBackend):
         check_interval_s: float = CHECK_INTERVAL_S,
         backoff_base_s: float = BACKOFF_BASE_S,
         capture_queue_chunks: int = CAPTURE_QUEUE_CHUNKS,
+        output_block_ms: int = OUTPUT_BLOCK_MS,
     ) -> None:
         super().__init__()
         if pyaudio_factory is None:
@@ -222,6 +224,8 @@ class PyAudioBackend(AudioBackend):
         self._check_s = check_interval_s
         self._backoff_base = backoff_base_s
         self.frame_ms = settings.frame_ms
+        self.output_block_ms = output_block_ms
+        """Playback callback period (PortAudio's device buffer is about two of them)."""
 
         # Counters (read them from the loop; the callbacks only increment).
         self.frames_dropped = 0
@@ -266,6 +270,7 @@ class PyAudioBackend(AudioBackend):
         self._opened_at = 0.0
         self._frame_errors = 0
         self._latency_warned = False
+        self._last_unexpected: str | None = None
         self._channel_warned = False
 
         # The PortAudio worker's state (only touched with _pa_lock held).
@@ -337,8 +342,12 @@ class PyAudioBackend(AudioBackend):
         except AudioDeviceError as exc:
             return str(exc)
         except Exception as exc:
-            log.exception("unexpected error while opening the sound card")
-            return f"unexpected error while opening the sound card: {exc!r}"
+            problem = f"unexpected error while opening the sound card: {exc!r}"
+            if problem != self._last_unexpected:  # a traceback once, not per retry
+                self._last_unexpected = problem
+                log.exception("unexpected error while opening the sound card")
+            return problem
+        self._last_unexpected = None
         return None
 
     async def _watch(self) -> str:
@@ -429,7 +438,7 @@ class PyAudioBackend(AudioBackend):
             s.speaker.label,
             s.out_rate,
             "mono" if s.out_channels == 1 else "stereo (mono duplicated)",
-            OUTPUT_BLOCK_MS,
+            self.output_block_ms,
             s.out_latency * 1000,
         )
         limit = self.settings.output_buffer_ms
@@ -687,7 +696,7 @@ class PyAudioBackend(AudioBackend):
             format=PA_INT16,
             output=True,
             output_device_index=dev.index,
-            frames_per_buffer=rate * OUTPUT_BLOCK_MS // 1000,
+            frames_per_buffer=rate * self.output_block_ms // 1000,
             stream_callback=self._on_output,
             start=False,
         )
