@@ -31,7 +31,7 @@ from hello_device.audio.earcons import earcon
 from hello_device.audio.player import Player
 from hello_device.config import Settings, load_settings
 from hello_device.errors import AudioDeviceError, ConfigError, PlatformError
-from hello_device.logs import REDACTOR
+from hello_device.logs import REDACTOR, set_log_context
 from hello_device.service import Notifier
 from hello_device.session import Session, SessionEnd, SessionListener, conversation_url, safe_url
 from hello_device.tools import ToolRegistry, default_registry
@@ -104,6 +104,7 @@ class Daemon(SessionListener):
         )
         self.state = TurnStateMachine()
         self.state.add_listener(self._on_state)
+        set_log_context(DEVICE_ID=settings.device.id, DEVICE_STATE=self.state.state.value)
         self.session: Session | None = None
         self.sessions: list[Session] = []
         """Every session since boot (the last few), for tests, benchmarks and STATUS."""
@@ -387,6 +388,7 @@ class Daemon(SessionListener):
             finally:
                 self.session = None
             self.ended.append(end)
+            set_log_context(CONVERSATION_ID=None)
             self.player.flush()
             self.state.conversation_ended(self.clock())
             if end.connected:
@@ -422,6 +424,7 @@ class Daemon(SessionListener):
     # SessionListener -------------------------------------------------------
 
     def on_connected(self, conversation_id: str) -> None:
+        set_log_context(CONVERSATION_ID=conversation_id)
         self.state.set_offline(False, self.clock())
         self.state.conversation_started(self.clock())
         self._earcon("listen")
@@ -578,6 +581,7 @@ class Daemon(SessionListener):
             self.state.remove_listener(listener)
 
     def _on_state(self, old: DeviceState, new: DeviceState, reason: str) -> None:
+        set_log_context(DEVICE_STATE=new.value)
         log.debug("state %s -> %s (%s)", old.value, new.value, reason)
         if self.gpio is not None:
             self.gpio.show(new)

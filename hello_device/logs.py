@@ -67,15 +67,39 @@ def under_systemd(env: dict[str, str] | None = None) -> bool:
     return bool(env.get("JOURNAL_STREAM") or env.get("INVOCATION_ID"))
 
 
-class _JournalFields(logging.Filter):
-    """Adds structured journald fields from the record's ``extra`` (see service.py)."""
+LOG_CONTEXT: dict[str, str] = {}
+"""Structured journald fields stamped on every record (``DEVICE_ID``, ``DEVICE_STATE``,
+``CONVERSATION_ID``); the app keeps them current with :func:`set_log_context`."""
+
+
+def set_log_context(**fields: str | None) -> None:
+    """Set (or, with None, remove) structured journald fields for the records to come."""
+    for key, value in fields.items():
+        if value is None:
+            LOG_CONTEXT.pop(key, None)
+        else:
+            LOG_CONTEXT[key] = value
+
+
+class JournalFields(logging.Filter):
+    """Stamps :data:`LOG_CONTEXT` on each record; systemd's JournalHandler sends record
+    attributes as journal fields, so ``journalctl CONVERSATION_ID=conv_…`` finds them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in LOG_CONTEXT.items():
+            setattr(record, key, value)
         return True
 
 
-def setup_logging(level: str = "INFO", target: str = "auto") -> str:
-    """Install one handler on the root logger; return which one ("journal"/"stderr")."""
+def setup_logging(
+    level: str = "INFO",
+    target: str = "auto",
+    journal_sender: object | None = None,
+) -> str:
+    """Install one handler on the root logger; return which one ("journal"/"stderr").
+
+    ``journal_sender`` replaces systemd's ``journal.send`` (tests, where no journald runs).
+    """
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
@@ -85,8 +109,10 @@ def setup_logging(level: str = "INFO", target: str = "auto") -> str:
         try:
             from systemd import journal  # type: ignore[attr-defined]
 
-            handler = journal.JournalHandler(SYSLOG_IDENTIFIER="hello-device")
+            kwargs = {"sender_function": journal_sender} if journal_sender else {}
+            handler = journal.JournalHandler(SYSLOG_IDENTIFIER="hello-device", **kwargs)
             handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+            handler.addFilter(JournalFields())
             chosen = "journal"
         except ImportError:
             handler = None

@@ -326,6 +326,12 @@ class Session:
         self._started_at = self._last_activity = self.clock()
         self._streaming = True
         self.listener.on_connected(metadata.conversation_id)
+        log.info(
+            "conversation %s started (mic %s, agent %s)",
+            metadata.conversation_id,
+            metadata.user_input_audio_format,
+            metadata.agent_output_audio_format,
+        )
         receiver = asyncio.create_task(self._receive(ws), name="session-receive")
         uplink = asyncio.create_task(self._send_uplink(ws), name="session-uplink")
         timers = asyncio.create_task(self._timers(), name="session-timers")
@@ -366,12 +372,6 @@ class Session:
         agent_fmt = AudioFormat.parse(metadata.agent_output_audio_format or "pcm_16000")
         self._encoder = MicEncoder(user_fmt)
         self._decoder = AgentDecoder(agent_fmt, self.player.rate)
-        log.info(
-            "conversation %s started (mic %s, agent %s)",
-            metadata.conversation_id,
-            user_fmt.name,
-            agent_fmt.name,
-        )
 
     def _parse(self, message: str | bytes) -> list[Event]:
         if isinstance(message, bytes):
