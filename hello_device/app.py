@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 1.5
 """How long a stop may take to close the conversation before tasks are cancelled."""
-BOOT_FETCH_WITH_CACHE_S = 0.8
+BOOT_FETCH_WITH_CACHE_S = 0.3
 """With a cached agent configuration, how long boot waits for the platform before it
 uses the cache (and keeps trying in the background)."""
 
@@ -279,7 +279,10 @@ class Daemon(SessionListener):
 
         s = self.base_settings
         warm = AgentConfigCache(s.state.dir).load(s.platform.agent_id, quarantine=False)
-        profile = await self.provider.boot(timeout=BOOT_FETCH_WITH_CACHE_S if warm else None)
+        # Without a cache, wait longer (a fresh device), but bounded: a silent server
+        # must not keep the device from starting; the background task keeps trying.
+        limit = BOOT_FETCH_WITH_CACHE_S if warm else s.platform.connect_timeout_s
+        profile = await self.provider.boot(timeout=limit)
         if self.provider.status in ("offline", "error"):
             log.warning("agent configuration: %s", self.provider.status_message)
         if self.provider.status == "offline":

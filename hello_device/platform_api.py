@@ -16,7 +16,7 @@ Four pieces, each usable alone:
 
 Why the standard library for HTTP: the device makes a handful of small GET requests at
 boot and at conversation boundaries. ``http.client`` in a worker thread
-(:func:`asyncio.to_thread`) does that with no extra dependency to install, audit and
+(:func:`in_daemon_thread`) does that with no extra dependency to install, audit and
 update on the board, no import cost at boot (httpx/aiohttp pull in dozens of modules,
 hundreds of milliseconds on a Pi Zero), and it lets us set the connect and read timeouts
 separately and control redirects (no https→http downgrade, no API key sent to another
@@ -43,13 +43,14 @@ import re
 import socket
 import ssl
 import sys
+import threading
 import time
 import tomllib
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 from hello_device import __version__
@@ -440,6 +441,37 @@ def find_signed_url(data: Any, depth: int = 3) -> str | None:
 # --------------------------------------------------------------------------- client
 
 
+T = TypeVar("T")
+
+
+def in_daemon_thread(func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Run a blocking call in a daemon thread and await its result.
+
+    Unlike :func:`asyncio.to_thread`, the process never waits for the thread at exit: a
+    request stuck on a silent server (up to its read timeout) must not delay a SIGTERM.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def work() -> None:
+        try:
+            result = func(*args)
+        except BaseException as exc:  # handed to the awaiting coroutine
+            error = exc
+            with contextlib.suppress(RuntimeError):  # the loop may be closed at exit
+                loop.call_soon_threadsafe(settle, lambda: future.set_exception(error))
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, lambda: future.set_result(result))
+
+    threading.Thread(target=work, name="hello-device-http", daemon=True).start()
+    return future
+
+
 class PlatformClient:
     """Async client of the management REST API over a (blocking) :class:`Transport`.
 
@@ -586,7 +618,7 @@ class PlatformClient:
             retry_after = None
             started = time.monotonic()
             try:
-                response = await asyncio.to_thread(
+                response = await in_daemon_thread(
                     self.transport.request, "GET", url, dict(self._headers), connect_t, read_t
                 )
             except OSError as exc:

@@ -375,3 +375,50 @@ def test_sighup_reloads_at_the_next_boundary_and_keeps_a_good_config(
     assert "reload refused, keeping the running configuration" in err
     assert "invalid TOML" in err
     assert KEY not in err
+
+
+def test_sigterm_is_not_held_up_by_a_platform_that_never_answers(
+    notify: NotifySocket, tmp_path: Path
+) -> None:
+    """A black-hole platform (accepts, never answers) with a 30 s read timeout: the
+    daemon still becomes ready (no cache: offline) and exits at once on SIGTERM."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    config = tmp_path / "config.toml"
+    silence_wav(tmp_path / "mic.wav", 60.0)
+    config.write_text(
+        f"""
+[platform]
+agent_id = "demo-agent"
+api_base_url = "http://127.0.0.1:{hole.getsockname()[1]}"
+read_timeout_s = 30.0
+[conversation]
+start = "button"
+[audio]
+backend = "file"
+input_file = "mic.wav"
+output_file = "out.wav"
+[state]
+dir = "{tmp_path / "state"}"
+"""
+    )
+    env = {**os.environ, "NOTIFY_SOCKET": notify.path}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hello_device", "run", "--config", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        # With no cache, boot waits for the platform: connect_timeout_s (5 s) at most...
+        notify.receive_until(lambda m: m.startswith("READY=1"), 40)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=5 * UNIT)  # ...but a stop never waits for it
+    finally:
+        hole.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
