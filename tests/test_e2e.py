@@ -247,3 +247,31 @@ def test_interruption_from_the_platform_stops_playback(shared_audio: Path, tmp_p
     window = out[int(6.0 * 16000) : int(9.7 * 16000)]
     stopped = last_sound(window, 16000)
     assert stopped is not None and stopped < 0.8, stopped
+
+
+def test_variant_dialect_end_to_end(shared_audio: Path, tmp_path: Path) -> None:
+    """A compatible server that expects the variant shapes ({"type": "audio"} chunks)."""
+    config = EmulatorConfig(dialect="variant", strict=True)
+    run = asyncio.run(
+        run_with_emulator(
+            tmp_path, shared_audio / "utterance.wav", config, platform={"dialect": "variant"}
+        )
+    )
+    assert run.code == 0
+    record = run.emulator.conversations[0]
+    assert not record.malformed  # strict: a wrong shape would have closed with 1008
+    assert len(record.utterances) == 1 and record.replies
+    assert record.close_code == 1000
+
+
+def test_user_activity_keeps_a_quiet_conversation_open(tmp_path: Path) -> None:
+    run = asyncio.run(
+        run_with_emulator(
+            tmp_path,
+            silence_wav(tmp_path / "s.wav", 2.0),
+            conversation={"user_activity_interval_s": 0.5},
+        )
+    )
+    messages = run.emulator.conversations[0].client_messages
+    activity = [m for m in messages if m.get("type") == "user_activity"]
+    assert len(activity) >= 4  # 4 s of conversation (2 s input + 2 s tail), every 0.5 s

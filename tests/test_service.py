@@ -422,3 +422,26 @@ dir = "{tmp_path / "state"}"
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err[-2000:]
+
+
+def test_a_refused_key_is_reported_without_ever_printing_it(
+    notify: NotifySocket, tmp_path: Path
+) -> None:
+    emulator = EmulatorThread(EmulatorConfig(api_key="sk_the_right_key_999999999999"))
+    try:
+        config = tmp_path / "config.toml"
+        write_config(config, emulator.emu, tmp_path, "Lobby")
+        proc = start_daemon(config, notify)  # sends KEY, which the platform refuses
+        try:
+            notify.receive_until(lambda m: m.startswith("READY=1"), 20)
+            emulator.call(emulator.emu.wait_conversation(1))  # public agent: still talks
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=10 * UNIT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        emulator.close()
+    assert proc.returncode == 0
+    assert "refused the API key" in err
+    assert KEY not in out + err and "sk_the_right_key" not in out + err
