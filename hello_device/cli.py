@@ -84,7 +84,8 @@ def _add_config_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, the other optional subcommands stay help-only stubs."""
     parser = argparse.ArgumentParser(
         prog="hello-device",
         description="Voice appliance daemon for ElevenLabs-compatible agent platforms.",
@@ -108,19 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=cmd_version)
 
-    _register_more(sub)
+    from hello_device import commands
+
+    commands.register(sub, _add_config_arg, only)
     return parser
 
 
-def _register_more(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Subcommands that live in their own modules (imported lazily when run)."""
-    from hello_device import commands
-
-    commands.register(sub, _add_config_arg)
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (None: unknown or none)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--log-level")
+    pre.add_argument("command", nargs="?")
+    known, _ = pre.parse_known_args(list(argv))
+    return str(known.command) if known.command else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib
 import logging
 import sys
 import tempfile
@@ -17,23 +18,70 @@ AddConfig = Callable[[argparse.ArgumentParser], None]
 log = logging.getLogger(__name__)
 
 
+# name -> (help, what registers it); imported only when that command runs (or for
+# ``--help`` of everything), so ``hello-device run`` on a Pi Zero pays for none of it.
+LAZY: dict[str, tuple[str, str]] = {
+    "emulator": ("run the local agent emulator (say something, hear it back)", "emulator"),
+    "demo": ("a headless conversation with the local emulator, over WAV files", "demo"),
+    "doctor": (
+        "check configuration, key, clock, network, platform, audio, GPIO and service",
+        "doctor",
+    ),
+    "devices": ("list sound devices and mark the ones the configuration uses", "audio_cli"),
+    "audio-test": (
+        "microphone level meter, then a tone and the recording played back",
+        "audio_cli",
+    ),
+    "config": ("show the effective configuration", "platform_cli"),
+    "fetch-config": ("print what the platform returns for the agent", "platform_cli"),
+}
+
+
 def register(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], add_config: AddConfig
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_config: AddConfig,
+    only: str | None = None,
 ) -> None:
+    """Add the subcommands; with ``only``, just that one is built in full."""
+    full = {group for name, (_, group) in LAZY.items() if only is None or name == only}
+    done: set[str] = set()
+    for name, (help_text, group) in LAZY.items():
+        if group not in full:
+            sub.add_parser(name, help=help_text)
+            continue
+        if group in done:
+            continue
+        done.add(group)
+        if group == "emulator":
+            _register_emulator(sub, help_text)
+        elif group == "demo":
+            _register_demo(sub, help_text)
+        else:
+            module = importlib.import_module(f"hello_device.{group}")
+            module.register(sub, add_config)
+
+
+def _register_emulator(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], help_text: str
+) -> None:
+    from hello_device import emulator
+
     p = sub.add_parser(
         "emulator",
-        help="run the local agent emulator (say something, hear it back)",
+        help=help_text,
         description="Serve the platform's management API subset and conversation WebSocket "
         "on this machine, with a parrot agent that plays each utterance back.",
     )
-    from hello_device import emulator
-
     emulator.add_arguments(p)
     p.set_defaults(func=_run_emulator)
 
+
+def _register_demo(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], help_text: str
+) -> None:
     p = sub.add_parser(
         "demo",
-        help="a headless conversation with the local emulator, over WAV files",
+        help=help_text,
         description="Start the emulator, run the daemon with the file audio backend on a "
         "recorded question, print the transcript, and write what the device played.",
     )
@@ -43,13 +91,6 @@ def register(
     )
     p.add_argument("--format", default="pcm_16000", help="agent audio format the emulator uses")
     p.set_defaults(func=cmd_demo)
-
-    try:
-        from hello_device import platform_cli
-    except ImportError:  # pragma: no cover - during development only
-        pass
-    else:
-        platform_cli.register(sub, add_config)
 
 
 def _run_emulator(args: argparse.Namespace) -> int:
