@@ -16,11 +16,11 @@ so the onset falls on every phase of the 20 ms frame and of the greeting):
 
 Reaction is measured in the files' shared timeline, from the user's speech onset in the
 input (6.02 s + shift, README of shared/audio) to the end of agent audio in the output,
-two ways: ``stop`` is the last non-zero output sample (the player writes digital silence
-once flushed; the greeting itself has no run of zeros longer than a few ms), ``audible``
-the end of the last 10 ms window above -45 dBFS (can be earlier when the onset falls in
-a pause of the greeting). Only the output before the end of the user's speech (9.77 s +
-shift) is searched: the emulator's parrot reply comes after it.
+two ways: ``stop`` is the last non-zero sample before the first 100 ms of digital
+silence after the greeting began (a flushed player writes zeros; the greeting itself has
+no run of zeros longer than 2 ms), so a reply that follows later is not counted;
+``audible`` is the end of the last 10 ms window above -45 dBFS before that (earlier than
+``stop`` when the onset falls in a pause of the greeting).
 
 False barge-ins (counted from the daemon's "barge-in" log line, per run): the long
 greeting with ``noise_fan.wav`` as the microphone; with no user and the loudspeaker fed
@@ -73,6 +73,8 @@ GREETING_REPEATS = 4
 LOUD_DBFS = -45.0
 GOAL_MEDIAN_MS = 150.0
 GOAL_MAX_MS = 250.0
+AEC_LAG = 128  # samples: pywebrtc-audio's AEC3 delays the capture by 8 ms (measured)
+ECHO_PATH_MS = 2  # acoustic + converter delay emulated in the AEC rows (see make_daemon)
 
 RUN_TAG: contextvars.ContextVar[str] = contextvars.ContextVar("run_tag", default="")
 
@@ -161,12 +163,23 @@ def first_span(x: np.ndarray, rate: int, max_gap_s: float = 0.5) -> tuple[float,
     return loud[0] * 0.01, (last + 1) * 0.01
 
 
-def reaction(out: np.ndarray, rate: int, onset_s: float, until_s: float) -> tuple[float, float]:
-    """(stop, audible) in ms after ``onset_s``; see the module docstring."""
-    head = out[: int(until_s * rate)]
-    nonzero = np.nonzero(head)[0]
-    stop_s = (nonzero[-1] + 1) / rate if len(nonzero) else 0.0
-    span = sound_span(head, rate)
+def greeting_end(out: np.ndarray, rate: int, min_zeros_s: float = 0.1) -> float | None:
+    """When the greeting's playback stopped: the start of the first run of at least
+    ``min_zeros_s`` of digital silence after its first sound (the greeting itself has no
+    run of zeros longer than 2 ms; a flushed player writes zeros)."""
+    nonzero = np.nonzero(out)[0]
+    if len(nonzero) == 0:
+        return None
+    gaps = np.nonzero(np.diff(nonzero) > min_zeros_s * rate)[0]
+    last = nonzero[gaps[0]] if len(gaps) else nonzero[-1]
+    return float(last + 1) / rate
+
+
+def reaction(out: np.ndarray, rate: int, onset_s: float) -> tuple[float, float]:
+    """(stop, audible) in ms after ``onset_s``; see the module docstring. Negative: the
+    greeting stopped before the user spoke."""
+    stop_s = greeting_end(out, rate) or 0.0
+    span = sound_span(out[: int(stop_s * rate)], rate)
     audible_s = span[1] if span else 0.0
     return (stop_s - onset_s) * 1000.0, (audible_s - onset_s) * 1000.0
 
@@ -244,12 +257,20 @@ def make_daemon(settings: Settings, sc: Scenario) -> tuple[Daemon, list[float]]:
         assert isinstance(player, TappedPlayer)
         aec = EchoCanceller(settings.audio.frame_ms, RATE)
         tap = player.tap
+        # The file backend's echo is sample-aligned with what was played (no acoustic
+        # path); a real echo comes at least ~1 ms later, and AEC3 needs that: with the
+        # reference not leading, it leaves bursts of echo. Delay the microphone by
+        # ECHO_PATH_MS, like the air and the converters would.
+        line = np.zeros(ECHO_PATH_MS * RATE // 1000, dtype=np.int16)
 
         def process(pcm: bytes) -> bytes:
+            nonlocal line
             far = tap.take(len(pcm) // 2)
-            t0 = time.perf_counter()
-            clean = aec.process(pcm, far)
-            cpu.append((time.perf_counter() - t0) * 1e6)
+            joined = np.concatenate([line, np.frombuffer(pcm, dtype="<i2")])
+            mic, line = joined[: len(joined) - len(line)], joined[len(joined) - len(line) :]
+            t0 = time.thread_time()
+            clean = aec.process(mic.tobytes(), far)
+            cpu.append((time.thread_time() - t0) * 1e6)
             return clean
 
     batched: set[int] = set()
@@ -283,13 +304,14 @@ def make_daemon(settings: Settings, sc: Scenario) -> tuple[Daemon, list[float]]:
 
 async def one_run(
     sc: Scenario,
+    index: int,
     shift_ms: int,
     greeting: Path,
     sources: dict[str, np.ndarray],
     tmp_root: Path,
     limit_s: float,
 ) -> Result:
-    tag = f"{sc.name}#{shift_ms}"
+    tag = f"{sc.name}#{index}"
     RUN_TAG.set(tag)
     tmp = Path(tempfile.mkdtemp(prefix="run-", dir=tmp_root))
     mic = shifted(tmp / "mic.wav", sources[sc.mic], shift_ms)
@@ -310,13 +332,19 @@ async def one_run(
     result = Result(sc.name, shift_ms, code, barge_ins, sent, turns, aec_cpu_us=cpu)
     if sc.mic == "bargein":
         onset = ONSET_S + shift_ms / 1000
-        result.stop_ms, result.audible_ms = reaction(out, rate, onset, USER_END_S + shift_ms / 1000)
+        result.stop_ms, result.audible_ms = reaction(out, rate, onset)
     else:
         result.greeting_span = first_span(out, rate)
     return result
 
 
 LOG: PerRunLog | None = None
+
+
+def shift_of(index: int) -> int:
+    """Leading silence of run ``index``: 0, 23, ... 460 ms, then 3, 26, ... (all distinct
+    for the first 480 runs)."""
+    return (index * STEP_MS) % (MAX_SHIFT_MS + 20)
 
 
 async def run_all(
@@ -332,12 +360,13 @@ async def run_all(
     done = 0
     total = sum(sc.runs for sc in scenarios)
 
-    async def guarded(sc: Scenario, shift_ms: int) -> Result:
+    async def guarded(sc: Scenario, index: int) -> Result:
         nonlocal done
         async with sem:
             ctx = contextvars.copy_context()
             task = asyncio.get_running_loop().create_task(
-                one_run(sc, shift_ms, greeting, sources, tmp_root, 60.0), context=ctx
+                one_run(sc, index, shift_of(index), greeting, sources, tmp_root, 60.0),
+                context=ctx,
             )
             result = await task
             done += 1
@@ -347,7 +376,7 @@ async def run_all(
     jobs = []
     for sc in scenarios:
         for i in range(sc.runs):
-            jobs.append(guarded(sc, (i * STEP_MS) % (MAX_SHIFT_MS + STEP_MS)))
+            jobs.append(guarded(sc, i))
     results = await asyncio.gather(*jobs)
     print(file=sys.stderr)
     return list(results)
@@ -364,6 +393,23 @@ def stats(values: list[float]) -> tuple[float, float, float, float]:
         float(a.min()),
         float(a.max()),
     )
+
+
+def details(results: list[Result]) -> None:
+    print(
+        "| scenario | shift (ms) | exit | stop (ms) | audible (ms) | barge-ins | platform "
+        "interruptions | user turns | first stretch of sound (s) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        span = f"{r.greeting_span[0]:.2f}-{r.greeting_span[1]:.2f}" if r.greeting_span else ""
+        stop = "" if r.stop_ms is None else f"{r.stop_ms:.0f}"
+        aud = "" if r.audible_ms is None else f"{r.audible_ms:.0f}"
+        print(
+            f"| {r.scenario} | {r.shift_ms} | {r.code} | {stop} | {aud} | {r.barge_ins} "
+            f"| {r.interruptions_sent} | {r.user_turns} | {span} |"
+        )
+    print()
 
 
 def report(results: list[Result], greeting_s: float, command: str, wall: float) -> None:
@@ -438,6 +484,117 @@ def report(results: list[Result], greeting_s: float, command: str, wall: float) 
         )
 
 
+def room_response(rt60_s: float, seed: int = 1) -> np.ndarray:
+    """A synthetic room impulse response: the direct sound, then exponentially decaying
+    noise (reverberation time ``rt60_s``) from 3 ms on."""
+    rng = np.random.default_rng(seed)
+    n = int(rt60_s * RATE)
+    t = np.arange(n) / RATE
+    ir = 0.25 * rng.standard_normal(n) * 10 ** (-3 * t / rt60_s)
+    ir[: int(0.003 * RATE)] = 0.0
+    ir[0] = 1.0
+    return ir
+
+
+def run_canceller(mic: np.ndarray, far: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """The whole signal through a fresh EchoCanceller, 20 ms frames; (output, CPU us/frame)."""
+    from hello_device.audio.aec import EchoCanceller
+
+    aec = EchoCanceller(20, RATE)
+    n = 20 * RATE // 1000
+    out = np.zeros(len(mic) // n * n, dtype=np.int16)
+    cpu = []
+    mic16 = np.clip(mic, -32768, 32767).astype("<i2")
+    far16 = np.clip(far, -32768, 32767).astype("<i2")
+    for i in range(0, len(out), n):
+        t0 = time.thread_time()
+        clean = aec.process(mic16[i : i + n].tobytes(), far16[i : i + n].tobytes())
+        cpu.append((time.thread_time() - t0) * 1e6)
+        out[i : i + n] = np.frombuffer(clean, dtype="<i2")
+    return out.astype(np.float64), cpu
+
+
+def db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-3))
+
+
+def aec_evaluation() -> None:
+    """In-process AEC on the recordings: ERLE, what is left of the user, CPU."""
+    from hello_device.audio.aec import available, unavailable_reason
+
+    print("In-process echo cancellation (WebRTC AEC3 via pywebrtc-audio), offline")
+    print()
+    if not available():
+        print(f"not available: {unavailable_reason()}")
+        return
+    user = load_mono(SHARED / "bargein.wav").astype(np.float64)
+    speech = load_mono(SHARED / "utterance.wav").astype(np.float64)
+    part = speech[int(1.0 * RATE) : int(3.95 * RATE)]
+    far = np.zeros(len(user))
+    start = int(0.4 * RATE)
+    greeting = np.tile(part, GREETING_REPEATS)[: len(user) - start]
+    far[start : start + len(greeting)] = greeting
+    n = RATE // 50
+    frames = len(far) // n
+    far_db = np.array([db(far[i * n : (i + 1) * n]) for i in range(frames)]) - 90.3
+    active = far_db > -50  # frames where the greeting sounds
+    settled = np.arange(frames) * 0.02 >= 1.4  # one second after the greeting starts
+    no_user = np.arange(frames) * 0.02 < ONSET_S - 0.02
+    talk = slice(int(ONSET_S * RATE), int(USER_END_S * RATE))
+    first = slice(int(ONSET_S * RATE), int((ONSET_S + 0.12) * RATE))
+    print(
+        "echo = the greeting (utterance.wav x4, from 0.4 s) delayed, optionally through a "
+        "room response, at the level played (0 dB); user = bargein.wav (6.02-9.77 s)"
+    )
+    print()
+    print(
+        "| echo path | ERLE (dB, echo only, 1.4-6 s) | frames < 20 dB | converged after (s) "
+        "| user corr. raw -> AEC | user level change (dB) | first 120 ms of user (dB) "
+        "| user through after (ms) | CPU us / 20 ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for delay_ms, rt60 in ((2, 0.0), (20, 0.0), (60, 0.0), (150, 0.0), (20, 0.3), (60, 0.6)):
+        echo = np.concatenate([np.zeros(delay_ms * RATE // 1000), far])[: len(far)]
+        if rt60:
+            echo = np.convolve(echo, room_response(rt60))[: len(far)]
+            echo *= np.sqrt(np.mean(far**2) / np.mean(echo**2))
+        out_e, cpu = run_canceller(echo, far)
+        per = np.array(
+            [db(echo[i * n : (i + 1) * n]) - db(out_e[i * n : (i + 1) * n]) for i in range(frames)]
+        )
+        sel = active & settled & no_user
+        erle = db(np.concatenate([echo[i * n : (i + 1) * n] for i in np.nonzero(sel)[0]])) - db(
+            np.concatenate([out_e[i * n : (i + 1) * n] for i in np.nonzero(sel)[0]])
+        )
+        weak = int(np.sum(per[sel] < 20))
+        loud = (far_db > -35) & no_user
+        bad = [i for i in np.nonzero(loud)[0] if per[i] < 20]
+        converged = (bad[-1] + 1) * 0.02 - 0.4 if bad else 0.0
+        mic = echo + user
+        out_u, _ = run_canceller(mic, far)
+        out_u = np.concatenate([out_u[AEC_LAG:], np.zeros(AEC_LAG)])  # AEC3's own latency
+
+        def corr(x: np.ndarray, sl: slice = talk) -> float:
+            a, b = x[sl], user[sl]
+            return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
+
+        through = "never"
+        for i in range(int(ONSET_S / 0.02), int(USER_END_S / 0.02)):
+            sl = slice(i * n, (i + 1) * n)
+            clean_db = db(user[sl]) - 90.3
+            if clean_db > -40 and db(out_u[sl]) - 90.3 >= clean_db - 6:
+                through = f"{(i + 1) * 20 - ONSET_S * 1000:.0f}"
+                break
+        path = f"{delay_ms} ms" + (f", RT60 {rt60:.1f} s" if rt60 else ", no reverb")
+        print(
+            f"| {path} | {erle:.1f} | {weak}/{int(sel.sum())} | {converged:.2f} "
+            f"| {corr(mic):.2f} -> {corr(out_u):.2f} | {db(out_u[talk]) - db(user[talk]):+.1f} "
+            f"| {db(out_u[first]) - db(user[first]):+.1f} | {through} "
+            f"| {np.median(cpu):.0f} (p99 {np.percentile(cpu, 99):.0f}) |"
+        )
+    print()
+
+
 def scenarios_for(args: argparse.Namespace) -> list[Scenario]:
     n, m = args.runs, args.false_runs
     out = [
@@ -475,9 +632,16 @@ def main() -> None:
     parser.add_argument("--false-runs", type=int, default=4, help="runs per false-barge-in case")
     parser.add_argument("--concurrency", type=int, default=8, help="daemons at once")
     parser.add_argument("--aec", action="store_true", help="add in-process AEC rows")
+    parser.add_argument(
+        "--aec-eval", action="store_true", help="only the offline AEC evaluation, then exit"
+    )
     parser.add_argument("--only", nargs="*", help="only scenarios whose name contains one")
+    parser.add_argument("--details", action="store_true", help="also print every run")
     parser.add_argument("-v", "--verbose", action="store_true", help="echo the daemons' logs")
     args = parser.parse_args()
+    if args.aec_eval:
+        aec_evaluation()
+        return
     LOG = PerRunLog(args.verbose)
     pkg = logging.getLogger("hello_device")
     pkg.setLevel(logging.INFO)
@@ -490,6 +654,8 @@ def main() -> None:
         results = asyncio.run(run_all(scenarios_for(args), args.concurrency, root, greeting))
         wall = time.monotonic() - t0
     with contextlib.suppress(BrokenPipeError):
+        if args.details:
+            details(results)
         report(results, greeting_s, command.strip(), wall)
 
 

@@ -39,6 +39,7 @@ from hello_device.turn import BargeInDetector, DeviceState, TurnStateMachine, Va
 from hello_device.uplink import UplinkGate
 
 if TYPE_CHECKING:
+    from hello_device.audio.aec import EchoCanceller
     from hello_device.gpio import Action, Gpio
     from hello_device.platform_api import AgentConfigProvider, AgentProfile, PlatformClient
 
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 1.5
 """How long a stop may take to close the conversation before tasks are cancelled."""
+ECHO_TAIL_S = 0.3
+"""After the agent stops talking, the room still rings with it for a moment: no user
+speech is taken from the microphone for this long (a user who starts right away is not
+lost: the uplink's pre-roll still holds those frames)."""
 BOOT_FETCH_WITH_CACHE_S = 0.3
 """With a cached agent configuration, how long boot waits for the platform before it
 uses the cache (and keeps trying in the background)."""
@@ -91,6 +96,9 @@ class Daemon(SessionListener):
         self.config_path = config_path
         self.clock = clock
         self.rng = rng or random.Random()
+        self.aec: EchoCanceller | None = None
+        if player is None and settings.barge_in.echo_cancel == "webrtc":
+            player = self._echo_cancelling_player(settings)
         self.player = player or Player(rate=16000, volume=settings.audio.volume)
         self.backend = backend or make_backend(settings, self.player)
         self.notifier = notifier or Notifier()
@@ -121,6 +129,7 @@ class Daemon(SessionListener):
         self.gpio: Gpio | None = None
         self._agent_audible_since: float | None = None
         self._barged_in = False
+        self._echo_tail_until = 0.0
         self._pending_preroll: list[bytes] = []
         self._build_turn_parts()
 
@@ -165,6 +174,20 @@ class Daemon(SessionListener):
 
             self._client = PlatformClient(self.base_settings.platform)
         return self._client
+
+    def _echo_cancelling_player(self, settings: Settings) -> Player | None:
+        """A player that keeps what it plays for the in-process echo canceller."""
+        from hello_device.audio import aec
+
+        if not aec.available():
+            log.warning(
+                "barge_in.echo_cancel = webrtc, but %s; running without it",
+                aec.unavailable_reason(),
+            )
+            return None
+        self.aec = aec.EchoCanceller(settings.audio.frame_ms)
+        log.info("in-process echo cancellation on (WebRTC AEC3)")
+        return aec.TappedPlayer(rate=16000, volume=settings.audio.volume)
 
     def _set_volume(self, value: float) -> None:
         self.player.volume = value
@@ -450,6 +473,10 @@ class Daemon(SessionListener):
 
     def on_frame(self, frame: Frame) -> None:
         """One captured frame (event loop thread). Pure bookkeeping; never blocks."""
+        if self.aec is not None:
+            tap = self.player.tap  # type: ignore[attr-defined]
+            pcm = self.aec.process(frame.pcm, tap.take(len(frame.pcm) // 2))
+            frame = Frame(pcm, frame.index, frame.captured_at)
         gate = self.vad.process(frame.pcm)
         now = frame.captured_at
         self.state.tick(now)
@@ -465,6 +492,13 @@ class Daemon(SessionListener):
             self._agent_audible_since = None
             agent_audible = False
             self.state.agent_audio_finished(now)
+            if not self._barged_in:
+                # The gate may be open on the loudspeaker's echo, and the uplink holds the
+                # echo of the reply's last words: neither may reach the platform as speech.
+                self.vad.close()
+                for out in self.uplink.flush_silence():
+                    session.send_frame(out, frame.captured_at)
+                self._echo_tail_until = now + ECHO_TAIL_S
         if agent_audible and not self._barged_in and self.settings.barge_in.enabled:
             since = self._agent_audible_since or now
             if self.bargein.update(
@@ -486,7 +520,11 @@ class Daemon(SessionListener):
         elif gate.ended:
             self.state.user_speech_ended(now)
         pcm = frame.pcm
-        speech = gate.speaking and (not agent_audible or self._barged_in)
+        speech = (
+            gate.speaking
+            and (not agent_audible or self._barged_in)
+            and now >= self._echo_tail_until
+        )
         if self._muted or not self._ptt_held:
             pcm, speech = bytes(len(pcm)), False  # nothing private leaves the device
         for out in self.uplink.process(pcm, speech):

@@ -32,7 +32,7 @@ install_venv() {
   say "creating the virtual environment in .venv and installing hello-device with its test tools"
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q -e ".[test,aec]" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import hello_device, pyaudio, webrtcvad, soxr, websockets, gpiozero"
   rm -f .venv/.installed-*
   touch "$stamp"

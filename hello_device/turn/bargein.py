@@ -114,6 +114,10 @@ class BargeInDetector:
     :param coupling_rise_db_per_s: how fast it may rise outside the calibration.
     :param max_gap_frames: single non-candidate frames tolerated inside a confirming run;
         at one more, the run restarts after the oldest. Two in a row end the run.
+    :param min_coupling_db: the echo path estimate never falls below this. Behind an
+        echo canceller (in-process, the sound server's, or a speakerphone's own) the
+        learnt echo can sink to -60 dB, and then a burst of residual echo would pass
+        for a user.
     """
 
     def __init__(
@@ -128,6 +132,7 @@ class BargeInDetector:
         min_playback_dbfs: float = -50.0,
         coupling_window_ms: int = 1500,
         coupling_decay_db_per_s: float = 40.0,
+        min_coupling_db: float = -30.0,
         coupling_rise_db_per_s: float = 2.0,
         max_gap_frames: int = 1,
     ) -> None:
@@ -146,6 +151,7 @@ class BargeInDetector:
         self.warmup_ms = warmup_ms
         self.echo_margin_db = echo_margin_db
         self.initial_coupling_db = initial_coupling_db
+        self.min_coupling_db = min_coupling_db
         self.min_playback_dbfs = min_playback_dbfs
         self.max_gap_frames = max_gap_frames
         self._min_frames = max(1, math.ceil(min_speech_ms / frame_ms))
@@ -301,6 +307,7 @@ class BargeInDetector:
             self.coupling_db = target if trusted else min(target, self.coupling_db + self._rise)
         else:
             self.coupling_db = max(target, self.coupling_db - self._decay)
+        self.coupling_db = max(self.coupling_db, self.min_coupling_db)
 
     @property
     def calibrated(self) -> bool:

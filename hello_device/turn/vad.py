@@ -245,6 +245,14 @@ class VadGate:
         self.end_silence_ms = ms
         self._end_frames = max(1, math.ceil(ms / self.frame_ms))
 
+    def close(self) -> None:
+        """Close the gate now, keeping the noise floor and the frame counter: what it
+        hears next must confirm a fresh onset (the app calls this when the agent stops
+        talking, so the loudspeaker's echo that held it open is not taken for the user)."""
+        self.speaking = False
+        self._run = 0
+        self._silence = 0
+
     def reset(self) -> None:
         """Forget everything: closed gate, empty pre-roll, frame counter and noise floor."""
         self._ring.clear()
