@@ -1,0 +1,67 @@
+"""End to end through a real sound server: the daemon with ``backend = "pyaudio"`` opens
+real PortAudio streams on a private PulseAudio (tests/soundserver.py), hears speech
+played into the virtual microphone, talks to the real emulator, and plays the agent's
+reply into the virtual speaker, whose monitor is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hello_device.app import Daemon
+from hello_device.emulator import Emulator, EmulatorConfig
+from hello_device.turn import DeviceState
+from tests.soundserver import SoundServer, sound_server  # noqa: F401
+
+from .conftest import UNIT
+from .e2e import best_alignment, load_wav, make_settings, resample_to
+
+pytestmark = [pytest.mark.sound, pytest.mark.slow]
+
+
+def test_conversation_through_portaudio_and_pulseaudio(
+    sound_server: SoundServer,  # noqa: F811
+    shared_audio: Path,
+    tmp_path: Path,
+) -> None:
+    speech, rate = load_wav(shared_audio / "utterance.wav")
+    reference = speech[int(1.1 * rate) : int(3.8 * rate)]
+
+    async def scenario() -> tuple[Daemon, Emulator, np.ndarray, int]:
+        async with Emulator(EmulatorConfig(output_format="pcm_22050")) as emu:
+            settings = make_settings(
+                tmp_path, emu, shared_audio / "utterance.wav", audio={"backend": "pyaudio"}
+            )
+            daemon = Daemon(settings)
+            recorder = sound_server.start_recording()
+            run = asyncio.create_task(daemon.run())
+            try:
+                record = await emu.wait_conversation(1, timeout=15 * UNIT)
+                await asyncio.wait_for(record.initiated.wait(), 10 * UNIT)
+                sound_server.play_into_mic(shared_audio / "utterance.wav")
+                # The user speaks, the agent answers, its reply plays to the end.
+                await daemon.wait_state(DeviceState.SPEAKING, 20 * UNIT)
+                await daemon.wait_state(DeviceState.LISTENING, 20 * UNIT)
+            finally:
+                daemon.stop()
+                code = await asyncio.wait_for(run, 10 * UNIT)
+                recording = recorder.stop()
+            assert code == 0
+        return daemon, emu, recording.samples, recording.rate
+
+    daemon, emu, played, played_rate = asyncio.run(scenario())
+    record = emu.conversations[0]
+    # The emulator received the speech, captured by PortAudio from the virtual mic.
+    received = np.frombuffer(bytes(record.user_audio), dtype="<i2").astype(np.float64)
+    _, corr = best_alignment(reference, received)
+    assert corr > 0.9, corr
+    assert len(record.utterances) == 1
+    # The speaker's monitor carried the parrot's echo at the right pitch and speed: a
+    # pitch or speed error would destroy the correlation with the original speech.
+    out = resample_to(played.astype(np.float64), played_rate, 16000)  # parec: mono
+    _, corr = best_alignment(reference, out)
+    assert corr > 0.8, corr
