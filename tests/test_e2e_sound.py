@@ -53,7 +53,7 @@ def test_conversation_through_portaudio_and_pulseaudio(
             assert code == 0
         return daemon, emu, recording.samples, recording.rate
 
-    daemon, emu, played, played_rate = asyncio.run(scenario())
+    _, emu, played, played_rate = asyncio.run(scenario())
     record = emu.conversations[0]
     # The emulator received the speech, captured by PortAudio from the virtual mic.
     received = np.frombuffer(bytes(record.user_audio), dtype="<i2").astype(np.float64)
