@@ -141,3 +141,29 @@ def test_mute_switch_silences_the_microphone_and_shows_it(
     record = run.emulator.conversations[0]
     assert not record.utterances  # the speech at 1.05 s never left the device
     assert not bytes(record.user_audio).strip(b"\x00")
+
+
+def test_long_press_mutes_and_a_second_unmutes(tmp_path: Path) -> None:
+    async def during(daemon: Daemon, emu: Emulator) -> None:
+        await ready(daemon)
+        await active(emu, 1)
+        p = pin(daemon, BUTTON)
+        p.drive_low()  # held past hold_s: a long press
+        await daemon.wait_state(DeviceState.MUTED, 5 * UNIT)
+        p.drive_high()  # the release after a long press is not a short press
+        await asyncio.sleep(0.3)
+        assert daemon.session is not None  # the conversation goes on
+        p.drive_low()
+        await daemon.wait_state(DeviceState.LISTENING, 5 * UNIT)
+        p.drive_high()
+
+    run = asyncio.run(
+        run_with_emulator(
+            tmp_path,
+            silence_wav(tmp_path / "s.wav", 4.0),
+            during=during,
+            gpio={**GPIO, "hold_s": 0.3, "long_press": "mute"},
+        )
+    )
+    assert run.code == 0
+    assert len(run.emulator.conversations) == 1

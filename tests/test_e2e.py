@@ -275,3 +275,43 @@ def test_user_activity_keeps_a_quiet_conversation_open(tmp_path: Path) -> None:
     messages = run.emulator.conversations[0].client_messages
     activity = [m for m in messages if m.get("type") == "user_activity"]
     assert len(activity) >= 4  # 4 s of conversation (2 s input + 2 s tail), every 0.5 s
+
+
+def test_voice_starts_a_conversation_and_the_first_syllable_arrives(
+    shared_audio: Path, tmp_path: Path
+) -> None:
+    """start = "voice": nothing is sent until the user speaks; then the conversation
+    opens and the pre-roll carries the speech from its very beginning (1.05 s)."""
+    run = asyncio.run(
+        run_with_emulator(tmp_path, shared_audio / "utterance.wav", conversation={"start": "voice"})
+    )
+    assert run.code == 0
+    record = run.emulator.conversations[0]
+    received = np.frombuffer(bytes(record.user_audio), dtype="<i2").astype(np.float64)
+    speech, rate = load_wav(shared_audio / "utterance.wav")
+    # The first 300 ms of the utterance, onset included, must be on the wire, in order.
+    onset = speech[int(1.0 * rate) : int(1.3 * rate)]
+    lag, corr = best_alignment(onset, received)
+    assert corr > 0.95, corr
+    # The stream starts with the pre-roll: up to 300 ms of the quiet room before 1.0 s,
+    # and nothing from earlier (a conversation that opened before the voice would have
+    # carried the whole first second).
+    assert 0.1 < lag / 16000 <= 0.35, lag / 16000
+    before = received[:lag]
+    assert 20 * np.log10(np.sqrt(np.mean(before**2)) / 32768 + 1e-12) < -40
+    assert len(record.utterances) == 1
+
+
+def test_inactivity_ends_a_conversation(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    run = asyncio.run(
+        run_with_emulator(
+            tmp_path,
+            silence_wav(tmp_path / "s.wav", 3.0),
+            conversation={"start": "auto", "inactivity_timeout_s": 1.0, "restart_delay_s": 30},
+        )
+    )
+    assert run.code == 0
+    first = run.emulator.conversations[0]
+    assert first.close_code == 1000 and first.close_reason == "inactivity"
+    assert "no speech for 1 s" in caplog.text
