@@ -42,7 +42,9 @@ def test_conversation_through_portaudio_and_pulseaudio(
             try:
                 record = await emu.wait_conversation(1, timeout=15 * UNIT)
                 await asyncio.wait_for(record.initiated.wait(), 10 * UNIT)
-                sound_server.play_into_mic(shared_audio / "utterance.wav")
+                # A roomy buffer for the test rig's own player: on a busy CI machine a
+                # 20 ms one underruns and puts gaps into the "microphone".
+                sound_server.play_into_mic(shared_audio / "utterance.wav", latency_ms=200)
                 # The user speaks, the agent answers, its reply plays to the end.
                 await daemon.wait_state(DeviceState.SPEAKING, 20 * UNIT)
                 await daemon.wait_state(DeviceState.LISTENING, 20 * UNIT)
@@ -53,7 +55,10 @@ def test_conversation_through_portaudio_and_pulseaudio(
             assert code == 0
         return daemon, emu, recording.samples, recording.rate
 
-    _, emu, played, played_rate = asyncio.run(scenario())
+    daemon, emu, played, played_rate = asyncio.run(scenario())
+    backend = daemon.backend
+    assert backend.frames_dropped == 0  # type: ignore[attr-defined]
+    assert backend.overflows == 0  # type: ignore[attr-defined]
     record = emu.conversations[0]
     # The emulator received the speech, captured by PortAudio from the virtual mic.
     received = np.frombuffer(bytes(record.user_audio), dtype="<i2").astype(np.float64)
@@ -61,7 +66,12 @@ def test_conversation_through_portaudio_and_pulseaudio(
     assert corr > 0.9, corr
     assert len(record.utterances) == 1
     # The speaker's monitor carried the parrot's echo at the right pitch and speed: a
-    # pitch or speed error would destroy the correlation with the original speech.
+    # pitch or speed error of even a few percent leaves a correlation near 0.1 with the
+    # original speech. (Measured 0.8-0.95; on a loaded CI machine the sound server's
+    # own underruns add glitches, hence the margin.)
     out = resample_to(played.astype(np.float64), played_rate, 16000)  # parec: mono
     _, corr = best_alignment(reference, out)
-    assert corr > 0.8, corr
+    assert corr > 0.6, corr
+    wrong_speed = resample_to(reference, 16000, 16800)  # 5 % off: what a rate bug does
+    _, corr_wrong = best_alignment(wrong_speed, out)
+    assert corr_wrong < corr / 2, (corr, corr_wrong)
