@@ -56,6 +56,7 @@ Levels are RMS in dBFS relative to a full-scale square wave (a full-scale sine i
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,13 +82,28 @@ FLOOR_BLOCK_MS = 250.0
 
 _FULL_SCALE_SQ = 32768.0 * 32768.0
 
+try:  # audioop left the standard library in 3.13; audioop-lts brings it back
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+
+    _rms: Callable[[bytes, int], int] | None = audioop.rms
+except ImportError:  # pragma: no cover - only without audioop-lts on 3.13+
+    _rms = None
+
 
 def frame_dbfs(frame: bytes) -> float:
     """RMS level of a frame of int16 little-endian samples in dBFS.
 
     0 dBFS is a full-scale square wave; an empty or all-zero frame gives
-    :data:`SILENCE_DBFS`.
+    :data:`SILENCE_DBFS`. Runs on every captured frame: one C call (``audioop.rms``,
+    from the ``audioop-lts`` package on Python 3.13+) where available, else numpy.
     """
+    if _rms is not None:
+        rms = _rms(frame, 2) if len(frame) >= 2 else 0
+        if rms <= 0:
+            return SILENCE_DBFS
+        return max(SILENCE_DBFS, 20.0 * math.log10(rms / 32768.0))
     samples = np.frombuffer(frame, dtype="<i2").astype(np.float64)
     if samples.size == 0:
         return SILENCE_DBFS
