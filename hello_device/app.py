@@ -487,6 +487,7 @@ class Daemon(SessionListener):
                 log.info("voice detected: starting a conversation")
                 self.start_conversation()
             return
+        session.flush_tail_if_idle(now)
         agent_audible = self._agent_audible_since is not None
         if agent_audible and not self.player.playing:
             self._agent_audible_since = None

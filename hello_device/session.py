@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.protocol import State
 
 from hello_device import __version__
 from hello_device.audio.convert import AgentDecoder, MicEncoder
@@ -55,9 +56,17 @@ from hello_device.tools import ToolRegistry
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+SEND_BUFFER_LIMIT = 256 * 1024
+"""Bytes waiting in the socket's write buffer above which new mic frames are dropped
+(about 6 s of pcm_16000): on a stalled network, stale audio only delays the turn."""
 UPLINK_BACKLOG_S = 10.0
 """Audio held while the socket is not yet streaming (a voice-triggered conversation's
 first words wait here while the connection opens)."""
+
+TAIL_IDLE_S = 0.05
+TAIL_QUEUE_MS = 60.0
+"""A turn's audio has ended when nothing arrived for TAIL_IDLE_S and less than
+TAIL_QUEUE_MS is left to play; then the resampler's held tail is pushed."""
 
 RESUMABLE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
 """Close codes after which a conversation that was cut off resumes as a new one."""
@@ -192,6 +201,7 @@ class Session:
         self._close_event = asyncio.Event()
         self._last_error: str | None = None
         self._last_activity = clock()
+        self._last_audio_at = clock()
         self._started_at = clock()
         self._tool_tasks: set[asyncio.Task[None]] = set()
         self.done = asyncio.Event()
@@ -200,15 +210,57 @@ class Session:
     # ------------------------------------------------------------ called by the app
 
     def send_frame(self, pcm: bytes, captured_at: float) -> None:
-        """Queue one 16 kHz mono frame for the platform (never blocks, never raises).
+        """Send one 16 kHz mono frame to the platform (never blocks, never raises).
 
-        Before the conversation streams, frames wait (up to ``UPLINK_BACKLOG_S``); when
-        the socket cannot keep up, the oldest are dropped and counted.
+        While the conversation streams, the frame is encoded and written to the socket at
+        once, on the caller's turn of the event loop: no task hop, no extra wake-up.
+        Before that, frames wait (up to ``UPLINK_BACKLOG_S``) and go out in order as soon
+        as the platform has accepted the conversation.
         """
+        if self._streaming and not self._uplink:
+            self._transmit(pcm, captured_at)
+            return
         if len(self._uplink) == self._uplink.maxlen:
             self.stats.frames_dropped += 1
         self._uplink.append((pcm, captured_at))
         self._uplink_ready.set()
+
+    def _transmit(self, pcm: bytes, captured_at: float) -> None:
+        """Encode one frame and write it to the socket now (event loop thread)."""
+        ws, encoder = self._ws, self._encoder
+        if ws is None or encoder is None or ws.protocol.state is not State.OPEN:
+            return
+        if ws.transport.get_write_buffer_size() > SEND_BUFFER_LIMIT:
+            self.stats.frames_dropped += 1  # the network is stalled: stale audio is useless
+            return
+        wire = encoder.encode(pcm)
+        if not wire:  # a resampler still filling (first frame of a stream)
+            return
+        # websockets' sans-I/O layer: the same two steps its send() takes for a text
+        # frame, minus the coroutine; the receive task notices a broken connection.
+        ws.protocol.send_text(self.protocol.user_audio(wire).encode())
+        try:
+            ws.send_data()
+        except OSError:
+            return
+        self.stats.frames_sent += 1
+        self.stats.wire_latency_s.append(self.clock() - captured_at)
+
+    def flush_tail_if_idle(self, now: float) -> None:
+        """Called once per captured frame: when the agent's audio has paused (nothing for
+        ``TAIL_IDLE_S``) and the playout queue runs low, push the few milliseconds the
+        agent-audio resampler still holds, so a turn's last sound is never stranded."""
+        decoder = self._decoder
+        if (
+            decoder is not None
+            and decoder.pending_ms > 0
+            and now - self._last_audio_at > TAIL_IDLE_S
+            and self.player.queued_ms < TAIL_QUEUE_MS
+            and not self._suppress_agent_audio
+        ):
+            tail = decoder.flush()
+            if len(tail):
+                self.player.push(tail)
 
     def note_activity(self) -> None:
         """The user spoke: the inactivity timer starts again."""
@@ -428,6 +480,7 @@ class Session:
             return
         self.player.push(pcm)
         now = self.clock()
+        self._last_audio_at = now
         self.stats.audio_events += 1
         self.stats.audio_arrivals.append((now, len(pcm)))
         self._last_activity = now
@@ -465,19 +518,16 @@ class Session:
         encoder = self._encoder
         if encoder is None:  # pragma: no cover - _adopt always runs first
             raise ConversationError("no encoder")
-        uplink, ready, stats, clock = self._uplink, self._uplink_ready, self.stats, self.clock
-        user_audio = self.protocol.user_audio
+        # Frames queued before the conversation was accepted (or while the socket was
+        # congested) go out in order; afterwards send_frame() writes directly.
+        uplink, ready = self._uplink, self._uplink_ready
         while True:
             while not uplink:
                 ready.clear()
                 await ready.wait()
-            pcm, captured_at = uplink.popleft()
-            wire = encoder.encode(pcm)
-            if not wire:  # a resampler still filling (first frame of a stream)
-                continue
-            await ws.send(user_audio(wire))
-            stats.frames_sent += 1
-            stats.wire_latency_s.append(clock() - captured_at)
+            while uplink:
+                self._transmit(*uplink.popleft())
+            await ws.drain()
 
     async def _timers(self) -> None:
         """Inactivity, maximum duration, user_activity and variant keep-alive."""

@@ -44,6 +44,7 @@ __all__ = [
     "CaptureConverter",
     "MicEncoder",
     "Resampler",
+    "is_fast_ratio",
     "to_mono",
 ]
 
@@ -64,6 +65,12 @@ def _check_rate(name: str, rate: int) -> None:
 
 _FAST_RATIO: Final = 8
 """Rates whose reduced ratio has both terms up to this use the per-phase fast path."""
+
+
+def is_fast_ratio(in_rate: int, out_rate: int) -> bool:
+    """True when the live resampler takes its per-phase fast path (or passes through)."""
+    g = math.gcd(in_rate, out_rate)
+    return out_rate // g <= _FAST_RATIO and in_rate // g <= _FAST_RATIO
 
 
 class SincResampler:
@@ -396,9 +403,15 @@ class AgentDecoder:
     :meth:`reset` after an interruption to throw them away.
     """
 
-    def __init__(self, fmt: AudioFormat, out_rate: int, *, quality: str = "LL") -> None:
+    def __init__(self, fmt: AudioFormat, out_rate: int, *, quality: str = "auto") -> None:
         self.fmt: Final = fmt
         self.out_rate: Final = out_rate
+        if quality == "auto":
+            # Small integer ratios (16k->48k, 24k->48k, 8k->16k): the low-latency filter is
+            # cheap. Others (44.1k<->16k/48k, 22.05k->16k) cost it ~8x what soxr does, and
+            # agent audio arrives ahead of time anyway: soxr, with its tail flushed by
+            # the session when a turn's audio ends (see :meth:`flush`).
+            quality = "LL" if is_fast_ratio(fmt.rate, out_rate) else "HQ"
         self._resampler = Resampler(fmt.rate, out_rate, quality)
         self.odd_bytes = 0
         """Chunks that ended in half a sample (the stray byte was dropped)."""
