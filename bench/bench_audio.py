@@ -16,7 +16,7 @@ virtual microphone ``mic``), opens the backend on the default devices and measur
     and PortAudio's ``paOutputUnderflow`` flags stay 0, and the monitor shows no dropout.
 
 Usage: .venv/bin/python bench/bench_audio.py [--capture-s 20] [--clicks 30]
-       [--continuous-s 60] [--block-ms 10]
+       [--continuous-s 60] [--block-ms MS]
 """
 
 from __future__ import annotations
@@ -106,15 +106,16 @@ async def bench_capture(
     talker.start()
     dropped = backend.frames_dropped
     await asyncio.sleep(seconds)  # the measurement window
-    stop.set()
-    talker.join(15)
     delays = [(t - entry) * 1000 for t, entry in frames]
+    dropped = backend.frames_dropped - dropped
+    stop.set()
+    await asyncio.to_thread(talker.join, 15)
     return {
         "n": len(delays),
         "p50": pct(delays, 50),
         "p99": pct(delays, 99),
         "max": max(delays, default=float("nan")),
-        "dropped": backend.frames_dropped - dropped,
+        "dropped": dropped,
     }
 
 
@@ -141,17 +142,18 @@ async def bench_playback_latency(
     pushes: list[float] = []
     rng = random.Random(5)
     with server.start_recording(latency_ms=5) as rec:
-        rec.wait_for(SPEAKER_RATE // 10, 5)
-        monitor_ms = configured_latency_us(server, "speaker.monitor") / 1000
+        await asyncio.to_thread(rec.wait_for, SPEAKER_RATE // 10, 5)
+        monitor_us = await asyncio.to_thread(configured_latency_us, server, "speaker.monitor")
+        monitor_ms = monitor_us / 1000
         for _ in range(clicks):
             # Queue empty, and a random phase against the device's blocks.
             await until(lambda: not player.playing, 5.0)
             await asyncio.sleep(0.15 + rng.random() * 0.1)
             pushes.append(time.monotonic())
             player.push(click)
-        sink_input_us = pactl_latencies(server, "sink-inputs", os.getpid())
+        sink_input_us = await asyncio.to_thread(pactl_latencies, server, "sink-inputs", os.getpid())
         await asyncio.sleep(0.3)
-        recording = rec.stop()
+        recording = await asyncio.to_thread(rec.stop)
     found = onsets(recording, 0.1 * 32767)
     if len(found) != len(pushes):
         raise RuntimeError(f"found {len(found)} clicks on the monitor, pushed {len(pushes)}")
@@ -179,7 +181,7 @@ async def bench_continuous(
 ) -> dict[str, float]:
     rate = player.rate
     with server.start_recording() as rec:
-        rec.wait_for(SPEAKER_RATE // 10, 5)
+        await asyncio.to_thread(rec.wait_for, SPEAKER_RATE // 10, 5)
         # Longer than UNDERRUN_GAP_S after the last click, so that the player does not
         # count this push as the continuation of a stream that ran dry.
         await asyncio.sleep(1.5)
@@ -187,7 +189,7 @@ async def bench_continuous(
         player.push(tone(440, rate, seconds, 0.5))
         await until(lambda: not player.playing, seconds + 10)
         await asyncio.sleep(0.3)
-        recording = rec.stop()
+        recording = await asyncio.to_thread(rec.stop)
     x = recording.samples.astype(np.float64)
     hop = SPEAKER_RATE // 100
     n = len(x) // hop
@@ -223,7 +225,7 @@ async def run(args: argparse.Namespace, server: SoundServer) -> None:
         print(
             f"devices: mic {s.mic.label} {s.in_rate} Hz x{s.in_channels}, "
             f"speaker {s.speaker.label} {s.out_rate} Hz x{s.out_channels}, "
-            f"output blocks {args.block_ms} ms",
+            f"output blocks {backend.output_block_ms} ms",
             flush=True,
         )
         print(f"(a) capture for {args.capture_s:g} s ...", flush=True)
@@ -273,7 +275,12 @@ def main() -> None:
     parser.add_argument("--capture-s", type=float, default=20.0)
     parser.add_argument("--clicks", type=int, default=30)
     parser.add_argument("--continuous-s", type=float, default=60.0)
-    parser.add_argument("--block-ms", type=int, default=10, help="playback block (default 10)")
+    parser.add_argument(
+        "--block-ms",
+        type=int,
+        default=None,
+        help="playback block in ms (default: from audio.output_buffer_ms, 15 ms)",
+    )
     args = parser.parse_args()
     with SoundServer.start() as server:
         server.apply_env()

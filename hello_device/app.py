@@ -51,6 +51,10 @@ ECHO_TAIL_S = 0.3
 """After the agent stops talking, the room still rings with it for a moment: no user
 speech is taken from the microphone for this long (a user who starts right away is not
 lost: the uplink's pre-roll still holds those frames)."""
+AUDIO_READY_GRACE_S = 10.0
+"""If the sound card has not opened by then but the backend has reported why (and keeps
+retrying), the daemon reports READY=1 anyway, with the problem in STATUS: systemd must
+not kill and restart, over and over, a device waiting for its USB microphone."""
 BOOT_FETCH_WITH_CACHE_S = 0.3
 """With a cached agent configuration, how long boot waits for the platform before it
 uses the cache (and keeps trying in the background)."""
@@ -130,6 +134,7 @@ class Daemon(SessionListener):
         self._agent_audible_since: float | None = None
         self._barged_in = False
         self._echo_tail_until = 0.0
+        self._audio_problem: str | None = None
         self._pending_preroll: list[bytes] = []
         self._build_turn_parts()
 
@@ -285,13 +290,29 @@ class Daemon(SessionListener):
             self.backend.finished.set()
 
     async def _wait_audio_ready(self) -> None:
+        """Until the audio moves; or, after a grace period, until the backend has at least
+        said what is wrong (it goes on retrying by itself)."""
         ready = asyncio.create_task(self.backend.ready.wait())
         finished = asyncio.create_task(self.backend.finished.wait())
-        await asyncio.wait({ready, finished}, return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
-        finished.cancel()
+        try:
+            pending = {ready, finished}
+            while pending == {ready, finished}:
+                _, pending = await asyncio.wait(
+                    pending, timeout=AUDIO_READY_GRACE_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                if pending == {ready, finished} and self._audio_problem is not None:
+                    log.error(
+                        "audio still unavailable after %.0f s (%s); ready anyway, retrying",
+                        AUDIO_READY_GRACE_S,
+                        self._audio_problem,
+                    )
+                    return
+        finally:
+            ready.cancel()
+            finished.cancel()
 
     def _on_audio_status(self, problem: str | None) -> None:
+        self._audio_problem = problem
         self.state.set_error(f"audio: {problem}" if problem else None, self.clock())
 
     # ------------------------------------------------------------------ agent config
@@ -649,7 +670,9 @@ class Daemon(SessionListener):
         while True:
             await asyncio.sleep(interval)
             frames = self.backend.frames_captured
-            if frames != last:
+            if frames != last or self._audio_problem is not None:
+                # Audio advances, or the backend is handling a fault it reported (and
+                # retries with backoff): alive. Stuck without knowing it: starve systemd.
                 self.notifier.watchdog()
                 last = frames
             else:

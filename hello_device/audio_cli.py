@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +35,10 @@ from numpy.typing import NDArray
 from hello_device.audio.devices import CHECK_RATES, DeviceInfo, find_device, list_devices
 from hello_device.config import DEFAULT_CONFIG_PATH, AudioSettings, load_settings
 from hello_device.errors import AudioDeviceError, ConfigError
+
+if TYPE_CHECKING:
+    from hello_device.audio.player import Player
+    from hello_device.audio.pyaudio_backend import PyAudioBackend
 
 __all__ = ["main", "register"]
 
@@ -329,9 +333,10 @@ async def _audio_test(
             out.flush()
         recording = False
         pcm = np.frombuffer(b"".join(recorded), dtype=np.int16)
+        peak = int(np.abs(pcm.astype(np.int32)).max(initial=0))
         print(
             f"\nRecorded {len(pcm) / 16000:.1f} s: level {level_dbfs(pcm):.1f} dBFS, "
-            f"loudest 100 ms {peak_db:.1f} dBFS, peak sample {int(np.abs(pcm.astype(np.int32)).max(initial=0))}",
+            f"loudest 100 ms {peak_db:.1f} dBFS, peak sample {peak}",
             file=out,
         )
         if not np.any(pcm):
@@ -367,7 +372,9 @@ async def _first(a: asyncio.Event, b: asyncio.Event | None, limit_s: float) -> b
     return bool(done)
 
 
-async def _played(backend: Any, player: Any, failed: asyncio.Event, seconds: float) -> bool:
+async def _played(
+    backend: PyAudioBackend, player: Player, failed: asyncio.Event, seconds: float
+) -> bool:
     """Wait (bounded) until the player is empty and the device buffer played out."""
     deadline = time.monotonic() + seconds + 5.0
     while player.playing and time.monotonic() < deadline:

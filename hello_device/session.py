@@ -472,10 +472,13 @@ class Session:
             )
 
     def _on_audio(self, event: AgentAudio) -> None:
-        if self._suppress_agent_audio or self._decoder is None:
+        decoder = self._decoder
+        if self._suppress_agent_audio or decoder is None:
             self.stats.audio_dropped += 1
             return
-        pcm = self._decoder.decode(event.audio)
+        if decoder.out_rate != self.player.rate:  # the sound card reopened at a new rate
+            decoder = self._decoder = AgentDecoder(decoder.fmt, self.player.rate)
+        pcm = decoder.decode(event.audio)
         if not len(pcm):
             return
         self.player.push(pcm)

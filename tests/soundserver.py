@@ -68,7 +68,7 @@ SPEAKER_RATE = 48000
 """Rate of the ``speaker`` and ``micsrc`` null sinks, and of recordings."""
 
 START_TIMEOUT_S = 15.0
-KEEPALIVE_MS = 10
+KEEPALIVE_MS = 5
 _SINK_LATENCY = re.compile(r"^\s*Latency: (\d+) usec", re.MULTILINE)
 STOP_TIMEOUT_S = 5.0
 
@@ -305,9 +305,11 @@ class SoundServer:
         A null sink nobody asks for low latency renders 2 s at a time; a PortAudio
         stream joining it then starves (and stalls) for up to 2 s at a time. A
         low-latency recording of each sink's monitor, started here and kept until
-        :meth:`stop`, makes both sinks work in ~10 ms blocks. The new block size applies
-        after the current 2 s block, so this waits (bounded) until both sinks report a
-        small latency.
+        :meth:`stop`, makes both sinks work in 5 ms blocks. (With 10 ms sink blocks, a
+        client playing 10 ms blocks through a 20 ms buffer underflows in bursts: a
+        sink's block must be well under half the client's buffer.) The new block size
+        applies after the current 2 s block, so this waits (bounded) until both sinks
+        report a small latency.
         """
         for device in ("speaker.monitor", "mic"):
             self._keepalive.append(

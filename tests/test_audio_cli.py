@@ -16,6 +16,7 @@ import math
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -119,36 +120,57 @@ def test_audio_test_meter_tone_and_playback(
     config = write_config(tmp_path)
     with sound_server.start_recording() as rec:
         proc = subprocess.Popen(
-            [*CLI, "audio-test", "--config", str(config), "--seconds", "3"],
+            [*CLI, "audio-test", "--config", str(config), "--seconds", "4"],
             env=sound_server.child_env(),
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        # The utterance's speech starts 1.05 s in: well inside the 3 s recording.
+        assert proc.stdout is not None and proc.stderr is not None
+        lines: list[str] = []
+        recording = threading.Event()
+
+        def read_stdout() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:  # the meter's \r updates arrive as one last line
+                lines.append(line)
+                if line.startswith("Recording 4 s"):
+                    recording.set()
+
+        reader = threading.Thread(target=read_stdout, daemon=True)
+        reader.start()
+        assert recording.wait(20 * UNIT), "".join(lines) + proc.stderr.read()
+        # The utterance's speech starts 1.05 s in: inside the 4 s recording.
         sound_server.play_into_mic(shared_audio / "utterance.wav", wait=True, timeout=30 * UNIT)
-        out, err = proc.communicate(timeout=30 * UNIT)
-        recording = rec.stop()
+        proc.wait(30 * UNIT)
+        reader.join(5 * UNIT)
+        err = proc.stderr.read()
+        heard = rec.stop()
+    out = "".join(lines)
     assert proc.returncode == 0, err
     meter = [line for line in re.split(r"[\r\n]", out) if line.startswith("mic ")]
-    assert len(meter) >= 20  # ~10 refreshes a second for 3 s
+    assert len(meter) >= 25  # ~10 refreshes a second for 4 s
     levels = [float(line.split()[1]) for line in meter if "-inf" not in line]
     assert max(levels) > -30 and "#" * 10 in max(meter, key=lambda m: m.count("#"))
     assert "Playing a 440 Hz tone (0.5 s)." in out and "Done." in out
 
     # On the speaker: the 440 Hz tone, then speech (the recording played back).
-    x = recording.samples
-    env = envelope_db(x, recording.rate)
-    loud = env > -40
-    starts = np.flatnonzero(np.diff(loud.astype(int)) == 1) + 1
-    assert len(starts) >= 2
-    tone_start = starts[0]
-    tone_blocks = int(np.argmin(loud[tone_start:]))
-    assert abs(tone_blocks - 50) <= 4, f"tone lasted {tone_blocks * 10} ms"
-    tone = x[(tone_start + 5) * 480 : (tone_start + tone_blocks - 5) * 480]
-    assert abs(dominant_hz(tone, recording.rate) - 440) < 5
+    x = heard.samples
+    env = envelope_db(x, heard.rate)
+    loud = np.flatnonzero(env > -40)
+    # Sounds: runs of loud 10 ms blocks, merging gaps under 50 ms (an output underflow on
+    # a loaded machine can cut a 10-20 ms hole into a sound).
+    sounds = np.split(loud, np.flatnonzero(np.diff(loud) > 5) + 1)
+    assert len(sounds) >= 2, f"{len(sounds)} sounds on the speaker"
+    tone_blocks = sounds[0]
+    assert abs(len(tone_blocks) - 50) <= 6, f"tone lasted {len(tone_blocks) * 10} ms"
+    pieces = np.split(tone_blocks, np.flatnonzero(np.diff(tone_blocks) != 1) + 1)
+    steady = max(pieces, key=len)
+    assert len(steady) >= 20
+    tone = x[(steady[0] + 2) * 480 : (steady[-1] - 2) * 480]
+    assert abs(dominant_hz(tone, heard.rate) - 440) < 5
     level = 20 * math.log10(float(np.sqrt(np.mean(tone.astype(np.float64) ** 2))) / 32768)
     assert abs(level - 20 * math.log10(audio_cli.TONE_LEVEL / math.sqrt(2))) < 1.0
-    after = loud[tone_start + tone_blocks :]
-    assert after.sum() >= 150, "the recording was not played back (< 1.5 s of sound)"
+    played_back = sum(len(sound) for sound in sounds[1:])
+    assert played_back >= 120, "the recording was not played back (< 1.2 s of sound)"

@@ -27,6 +27,8 @@ from hello_device.emulator import Emulator, EmulatorConfig
 from hello_device.logs import setup_logging
 from hello_device.service import Notifier
 
+from tests.soundserver import SoundServer, sound_server  # noqa: F401
+
 from .conftest import UNIT
 from .e2e import make_settings, silence_wav
 
@@ -445,3 +447,47 @@ def test_a_refused_key_is_reported_without_ever_printing_it(
     assert proc.returncode == 0
     assert "refused the API key" in err
     assert KEY not in out + err and "sk_the_right_key" not in out + err
+
+
+@pytest.mark.sound
+def test_missing_microphone_reports_ready_with_the_error_and_stays_alive(
+    sound_server: SoundServer,  # noqa: F811
+    notify: NotifySocket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No such microphone: the backend keeps retrying; after the grace period the daemon
+    reports READY=1 with the problem in STATUS and feeds the watchdog, so systemd does not
+    restart it in a loop (and give up) while someone fetches the USB microphone."""
+    import hello_device.app as app_module
+
+    monkeypatch.setattr(app_module, "AUDIO_READY_GRACE_S", 0.5)
+    env = {
+        "NOTIFY_SOCKET": notify.path,
+        "WATCHDOG_USEC": "400000",
+        "WATCHDOG_PID": str(os.getpid()),
+    }
+
+    async def scenario() -> None:
+        async with Emulator(EmulatorConfig()) as emu:
+            settings = make_settings(
+                tmp_path,
+                emu,
+                silence_wav(tmp_path / "s.wav", 1.0),
+                audio={"backend": "pyaudio", "input_device": "no-such-microphone"},
+                conversation={"start": "button"},
+            )
+            daemon = Daemon(settings, notifier=Notifier(env=env))
+            run = asyncio.create_task(daemon.run())
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(
+                None, notify.receive_until, lambda m: m.startswith("READY=1"), 20
+            )
+            await loop.run_in_executor(None, notify.receive_until, lambda m: m == "WATCHDOG=1")
+            await loop.run_in_executor(None, notify.receive_until, lambda m: m == "WATCHDOG=1")
+            daemon.stop()
+            assert await asyncio.wait_for(run, 10 * UNIT) == 0
+
+    asyncio.run(scenario())
+    ready = next(m for m in notify.messages if m.startswith("READY=1"))
+    assert "error" in ready and "no-such-microphone" in ready, ready

@@ -117,30 +117,50 @@ class FileBackend(AudioBackend):
             self.ready.set()
             if on_status is not None:
                 on_status(None)
-            start = self.clock()
+            # Each tick is a plain loop callback (call_at), not a coroutine sleeping:
+            # on a small board every wake-up counts.
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[None] = loop.create_future()
+            total = None if tail_frames is None else len(frames) + tail_frames
+            start = loop.time()
             index = 0
             last_header = start
-            while tail_frames is None or index < len(frames) + tail_frames:
-                deadline = start + (index + 1) * frame_s
-                delay = deadline - self.clock()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                pcm = frames[index] if index < len(frames) else silence_in
-                if to_mic is not None:
-                    pcm = _mix(pcm, echo, loopback)
-                self.frames_captured += 1
-                on_frame(Frame(pcm, index, deadline))
-                target = self._out_samples(index + 2, out_per_s, frame_s)
-                played = self.player.read(target - written)
-                writer.write(played)
-                if to_mic is not None:
-                    # What sounds during the next frame reaches the microphone with it.
-                    echo = to_mic.process(np.frombuffer(played, dtype="<i2"))
-                written = target
-                index += 1
-                if deadline - last_header >= 1.0:
-                    writer.flush_header()
-                    last_header = deadline
+            handle: asyncio.TimerHandle | None = None
+
+            def tick() -> None:
+                nonlocal index, written, echo, last_header, handle
+                try:
+                    while total is None or index < total:
+                        deadline = start + (index + 1) * frame_s
+                        if deadline > loop.time():
+                            handle = loop.call_at(deadline, tick)
+                            return
+                        pcm = frames[index] if index < len(frames) else silence_in
+                        if to_mic is not None:
+                            pcm = _mix(pcm, echo, loopback)
+                        self.frames_captured += 1
+                        on_frame(Frame(pcm, index, deadline))
+                        target = self._out_samples(index + 2, out_per_s, frame_s)
+                        played = self.player.read(target - written)
+                        writer.write(played)
+                        if to_mic is not None:
+                            # What sounds during the next frame reaches the mic with it.
+                            echo = to_mic.process(np.frombuffer(played, dtype="<i2"))
+                        written = target
+                        index += 1
+                        if deadline - last_header >= 1.0:
+                            writer.flush_header()
+                            last_header = deadline
+                    done.set_result(None)
+                except Exception as exc:  # hand it to run(), never lose it in the loop
+                    if not done.done():
+                        done.set_exception(exc)
+
+            handle = loop.call_at(start + frame_s, tick)
+            try:
+                await done
+            finally:
+                handle.cancel()
         log.info("file audio: input finished; wrote %s", self.output_path)
         self.finished.set()
 

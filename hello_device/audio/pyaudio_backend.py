@@ -15,14 +15,20 @@ Two streams, opened separately on the configured devices (see
   the queue drops its oldest chunk; :attr:`PyAudioBackend.frames_dropped` counts them
   and frame indices skip accordingly.
 * **playback**: mono (stereo with both channels equal if the device refuses mono) at the
-  first accepted rate of the same list, in blocks of 10 ms. The callback returns
-  ``player.read(n)``; the :class:`~hello_device.audio.player.Player` is set to this rate.
+  first accepted rate of the same list, in blocks of a quarter of
+  ``audio.output_buffer_ms`` (:func:`output_block_ms_for`: 15 ms at the default 60 ms,
+  at least 10 ms). The callback returns ``player.read(n)``; the
+  :class:`~hello_device.audio.player.Player` is set to this rate.
 
 Device buffer: PyAudio 0.2.14 always asks PortAudio for the device's
 ``defaultLowOutputLatency`` (its ``open()`` has no latency parameter, and the host-API
-specific stream info is only used on macOS), so the only lever is the block size. The
-backend keeps the blocks at 10 ms and logs the latency PortAudio reports, warning once if
-it is above ``audio.output_buffer_ms``; ``bench/bench_audio.py`` measures the real figure.
+specific stream info is only used on macOS), so the only lever is the block size:
+PortAudio's ALSA buffer comes out at two blocks. The backend logs the latency PortAudio
+reports and warns once if it is above ``audio.output_buffer_ms``. Measured through
+PulseAudio (``bench/bench_audio.py``), push to speaker with an empty queue is p99 ~30 ms
+with 10 ms blocks, ~46 ms with 15 ms and ~61 ms with 20 ms, and 60 s of playback showed
+3-7 underflows with 10 ms blocks, 0-1 with 15 ms and none with 20 ms: hence a quarter of
+the budget.
 
 Timestamps: ``Frame.captured_at`` is the ``time.monotonic()`` of the frame's last
 sample: the callback's ``input_buffer_adc_time`` mapped onto the monotonic clock when
@@ -33,8 +39,9 @@ Faults: a device missing at start, a failed open, a stream that is no longer act
 stream whose callbacks stop for :data:`STALL_TIMEOUT_S` (USB unplug), or an exception
 inside a callback is logged once per incident, reported through ``on_status``, and the
 whole set-up (PortAudio included, so newly plugged devices are found) is torn down and
-retried with exponential backoff and jitter up to ``audio.reopen_max_backoff_s``. When it
-works again ``on_status(None)`` is called. :meth:`PyAudioBackend.run` only ever ends by
+retried with exponential backoff and jitter up to ``audio.reopen_max_backoff_s``; the
+player is flushed (what it held would play late). When it works again ``on_status(None)``
+is called. :meth:`PyAudioBackend.run` only ever ends by
 cancellation; it then closes the streams and terminates PortAudio.
 
 PortAudio calls that may block (initialising, opening, starting, closing) run in a
@@ -84,9 +91,9 @@ except ImportError:  # pragma: no cover - pyaudio is a dependency
     _pyaudio = None
 
 __all__ = [
-    "OUTPUT_BLOCK_MS",
     "STALL_TIMEOUT_S",
     "PyAudioBackend",
+    "output_block_ms_for",
     "quiet_stderr",
 ]
 
@@ -101,8 +108,21 @@ PA_INPUT_OVERFLOW: Final = 0x2
 PA_OUTPUT_UNDERFLOW: Final = 0x4
 """``paOutputUnderflow`` callback status flag."""
 
-OUTPUT_BLOCK_MS: Final = 10
-"""Playback callback period."""
+MIN_OUTPUT_BLOCK_MS: Final = 10
+MAX_OUTPUT_BLOCK_MS: Final = 50
+
+
+def output_block_ms_for(output_buffer_ms: int) -> int:
+    """Playback callback period for an ``audio.output_buffer_ms`` budget.
+
+    A sample pushed into an empty queue waits up to one block for the next callback,
+    then about two blocks in PortAudio's buffer, plus whatever the host adds: a quarter
+    of the budget per block keeps the whole inside it. 15 ms at the default 60 ms;
+    never under 10 ms (Python callbacks) nor over 50 ms.
+    """
+    return max(MIN_OUTPUT_BLOCK_MS, min(MAX_OUTPUT_BLOCK_MS, output_buffer_ms // 4))
+
+
 STALL_TIMEOUT_S: Final = 1.0
 """A stream whose callback has not run for this long is considered dead."""
 START_GRACE_S: Final = 3.0
@@ -118,6 +138,8 @@ STABLE_S: Final = 10.0
 """Streams that ran this long reset the backoff."""
 CLOSE_TIMEOUT_S: Final = 3.0
 """Longest wait for PortAudio to close the streams on exit."""
+GLITCH_REPORT_S: Final = 60.0
+"""At most one warning summing up underflows, overflows and drops per this period."""
 
 _NOISE = re.compile(
     r"^(ALSA lib |Cannot connect to server|jack server|JackShm|Jack|jack_|Expression '|"
@@ -207,7 +229,7 @@ class PyAudioBackend(AudioBackend):
         check_interval_s: float = CHECK_INTERVAL_S,
         backoff_base_s: float = BACKOFF_BASE_S,
         capture_queue_chunks: int = CAPTURE_QUEUE_CHUNKS,
-        output_block_ms: int = OUTPUT_BLOCK_MS,
+        output_block_ms: int | None = None,
     ) -> None:
         super().__init__()
         if pyaudio_factory is None:
@@ -224,7 +246,7 @@ class PyAudioBackend(AudioBackend):
         self._check_s = check_interval_s
         self._backoff_base = backoff_base_s
         self.frame_ms = settings.frame_ms
-        self.output_block_ms = output_block_ms
+        self.output_block_ms = output_block_ms or output_block_ms_for(settings.output_buffer_ms)
         """Playback callback period (PortAudio's device buffer is about two of them)."""
 
         # Counters (read them from the loop; the callbacks only increment).
@@ -314,6 +336,8 @@ class PyAudioBackend(AudioBackend):
                     if self._clock() - started >= STABLE_S:
                         attempt = 0
                 await self._close()
+                # What was queued can no longer play on time; don't let it play late.
+                self.player.flush()
                 attempt += 1
                 if incident_since is None:
                     self.faults += 1
@@ -351,12 +375,32 @@ class PyAudioBackend(AudioBackend):
         return None
 
     async def _watch(self) -> str:
-        """Check the streams every ``check_interval_s``; return the first problem."""
+        """Check the streams every ``check_interval_s``; return the first problem.
+
+        Glitches (underflows, overflows, dropped frames) are summed up in one warning
+        per :data:`GLITCH_REPORT_S` at most.
+        """
+        seen = (self.underflows, self.overflows, self.frames_dropped)
+        next_report = self._clock() + GLITCH_REPORT_S
         while True:
             await asyncio.sleep(self._check_s)
             problem = self._health()
             if problem is not None:
                 return problem
+            if self._clock() >= next_report:
+                next_report = self._clock() + GLITCH_REPORT_S
+                now = (self.underflows, self.overflows, self.frames_dropped)
+                if now != seen:
+                    under, over, dropped = (a - b for a, b in zip(now, seen, strict=True))
+                    seen = now
+                    log.warning(
+                        "audio glitches in the last %.0f s: %d playback underflows, "
+                        "%d capture overflows, %d captured frames dropped (event loop late)",
+                        GLITCH_REPORT_S,
+                        under,
+                        over,
+                        dropped,
+                    )
 
     def _health(self) -> str | None:
         """A one-line problem description, or None while both streams are fine."""
