@@ -26,7 +26,6 @@ from hello_device.audio.file_backend import FileBackend
 from hello_device.emulator import Emulator, EmulatorConfig
 from hello_device.logs import setup_logging
 from hello_device.service import Notifier
-
 from tests.soundserver import SoundServer, sound_server  # noqa: F401
 
 from .conftest import UNIT
