@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc pkg-config portaudio19-dev libsystemd-dev
-  pulseaudio pulseaudio-utils libasound2-plugins)
+  pulseaudio pulseaudio-utils libasound2-plugins openssl)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -315,3 +315,26 @@ def test_inactivity_ends_a_conversation(tmp_path: Path, caplog: pytest.LogCaptur
     first = run.emulator.conversations[0]
     assert first.close_code == 1000 and first.close_reason == "inactivity"
     assert "no speech for 1 s" in caplog.text
+
+
+def test_local_barge_in_tells_a_variant_server(shared_audio: Path, tmp_path: Path) -> None:
+    """In the variant dialect a local barge-in also sends {"type": "interruption"}; the
+    server (interruptions of its own off) stops its reply because of it."""
+    config = EmulatorConfig(
+        dialect="variant",
+        strict=True,
+        first_message="Let me tell you a long story.",
+        first_message_audio=str(long_reply_wav(shared_audio, tmp_path)),
+        interruptions=False,
+    )
+    run = asyncio.run(
+        run_with_emulator(
+            tmp_path, shared_audio / "bargein.wav", config, platform={"dialect": "variant"}
+        )
+    )
+    assert run.code == 0
+    record = run.emulator.conversations[0]
+    sent = [m for m in record.client_messages if m.get("type") == "interruption"]
+    assert len(sent) == 1 and not record.malformed
+    assert not record.interruptions_sent  # the server never interrupted on its own
+    assert record.replies[0].interrupted
