@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import hello_device.session as session_module
 from hello_device.app import Daemon
 from hello_device.emulator import Emulator, EmulatorConfig
 
@@ -315,6 +316,46 @@ def test_inactivity_ends_a_conversation(tmp_path: Path, caplog: pytest.LogCaptur
     first = run.emulator.conversations[0]
     assert first.close_code == 1000 and first.close_reason == "inactivity"
     assert "no speech for 1 s" in caplog.text
+
+
+def test_maximum_duration_ends_a_conversation(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    # Set in the file, the device's limit wins over the agent's own maximum.
+    (tmp_path / "config.toml").write_text("[conversation]\nmax_duration_s = 1.0\n")
+    run = asyncio.run(
+        run_with_emulator(
+            tmp_path,
+            silence_wav(tmp_path / "s.wav", 3.0),
+            conversation={"start": "auto", "max_duration_s": 1.0, "restart_delay_s": 30},
+        )
+    )
+    assert run.code == 0
+    first = run.emulator.conversations[0]
+    assert first.close_code == 1000 and first.close_reason == "maximum duration"
+    assert "conversation reached its maximum of 1 s" in caplog.text
+
+
+def test_variant_keepalive_pings_on_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The variant dialect's client ping goes out every KEEPALIVE_S (shortened here);
+    the strict variant server answers it and sees nothing malformed."""
+    monkeypatch.setattr(session_module, "KEEPALIVE_S", 0.5)
+    run = asyncio.run(
+        run_with_emulator(
+            tmp_path,
+            silence_wav(tmp_path / "s.wav", 2.0),
+            EmulatorConfig(dialect="variant", strict=True),
+            platform={"dialect": "variant"},
+        )
+    )
+    record = run.emulator.conversations[0]
+    pings = [m for m in record.client_messages if m.get("type") == "ping"]
+    assert not record.malformed
+    # 4 s of conversation (2 s input + 2 s tail): a ping at 0.5, 1.0, ... 3.5 s.
+    assert 5 <= len(pings) <= 8, len(pings)
 
 
 def test_local_barge_in_tells_a_variant_server(shared_audio: Path, tmp_path: Path) -> None:
