@@ -52,6 +52,7 @@ from hello_device.protocol import (
     UserTranscript,
 )
 from hello_device.tools import ToolRegistry
+from hello_device.wire import AudioFrameWriter
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ TAIL_IDLE_S = 0.05
 TAIL_QUEUE_MS = 60.0
 """A turn's audio has ended when nothing arrived for TAIL_IDLE_S and less than
 TAIL_QUEUE_MS is left to play; then the resampler's held tail is pushed."""
+
+KEEPALIVE_S = 15.0
+"""Interval of the variant dialect's client keep-alive ``ping``."""
 
 RESUMABLE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
 """Close codes after which a conversation that was cut off resumes as a new one."""
@@ -193,6 +197,7 @@ class Session:
         )
         self._uplink_ready = asyncio.Event()
         self._ws: ClientConnection | None = None
+        self._writer: AudioFrameWriter | None = None
         self._streaming = False
         self._encoder: MicEncoder | None = None
         self._decoder: AgentDecoder | None = None
@@ -227,8 +232,8 @@ class Session:
 
     def _transmit(self, pcm: bytes, captured_at: float) -> None:
         """Encode one frame and write it to the socket now (event loop thread)."""
-        ws, encoder = self._ws, self._encoder
-        if ws is None or encoder is None or ws.protocol.state is not State.OPEN:
+        ws, encoder, writer = self._ws, self._encoder, self._writer
+        if ws is None or encoder is None or writer is None or ws.protocol.state is not State.OPEN:
             return
         if ws.transport.get_write_buffer_size() > SEND_BUFFER_LIMIT:
             self.stats.frames_dropped += 1  # the network is stalled: stale audio is useless
@@ -236,11 +241,14 @@ class Session:
         wire = encoder.encode(pcm)
         if not wire:  # a resampler still filling (first frame of a stream)
             return
-        # websockets' sans-I/O layer: the same two steps its send() takes for a text
-        # frame, minus the coroutine; the receive task notices a broken connection.
-        ws.protocol.send_text(self.protocol.user_audio(wire).encode())
+        payload = self.protocol.user_audio_bytes(wire)
+        # The receive task notices a broken connection; here a failed write just drops.
         try:
-            ws.send_data()
+            if not writer.write(payload):
+                # Something of websockets' own is pending (or the connection is not in
+                # its plain streaming state): its sans-I/O layer keeps the order.
+                ws.protocol.send_text(payload)
+                ws.send_data()
         except OSError:
             return
         self.stats.frames_sent += 1
@@ -333,6 +341,7 @@ class Session:
             log.warning("%s", message)
             return SessionEnd(None, message, resumable=True, error=message)
         self._ws = ws
+        self._writer = AudioFrameWriter(ws)
         try:
             return await self._converse(ws)
         except ConnectionClosed as exc:
@@ -533,21 +542,40 @@ class Session:
             await ws.drain()
 
     async def _timers(self) -> None:
-        """Inactivity, maximum duration, user_activity and variant keep-alive."""
+        """Inactivity, maximum duration, user_activity and variant keep-alive.
+
+        Sleeps until the earliest deadline rather than polling: on a small board every
+        wake-up counts. Activity only moves the inactivity deadline later, so a wake-up
+        that finds it moved simply sleeps again.
+        """
         c = self.settings.conversation
-        next_activity = self.clock() + c.user_activity_interval_s
+        now = self.clock()
+        next_activity = now + c.user_activity_interval_s
         keepalive = self.protocol.keepalive()
-        next_keepalive = self.clock() + 15.0
+        next_keepalive = now + KEEPALIVE_S
         while True:
-            await asyncio.sleep(0.25)
+            deadlines = []
+            if c.inactivity_timeout_s:
+                deadlines.append(self._last_activity + c.inactivity_timeout_s)
+            if c.max_duration_s:
+                deadlines.append(self._started_at + c.max_duration_s)
+            if c.user_activity_interval_s:
+                deadlines.append(next_activity)
+            if keepalive is not None:
+                deadlines.append(next_keepalive)
+            if not deadlines:
+                await asyncio.get_running_loop().create_future()  # until cancelled
+            wait = min(deadlines) - self.clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
             now = self.clock()
-            if c.inactivity_timeout_s and now - self._last_activity > c.inactivity_timeout_s:
+            if c.inactivity_timeout_s and now - self._last_activity >= c.inactivity_timeout_s:
                 if not self.player.playing:
                     log.info("no speech for %.0f s", c.inactivity_timeout_s)
                     self.request_close(1000, "inactivity")
                     return
                 self._last_activity = now
-            if c.max_duration_s and now - self._started_at > c.max_duration_s:
+            if c.max_duration_s and now - self._started_at >= c.max_duration_s:
                 log.info("conversation reached its maximum of %.0f s", c.max_duration_s)
                 self.request_close(1000, "maximum duration")
                 return
@@ -555,7 +583,7 @@ class Session:
                 next_activity = now + c.user_activity_interval_s
                 await self._send(self.protocol.user_activity())
             if keepalive is not None and now >= next_keepalive:
-                next_keepalive = now + 15.0
+                next_keepalive = now + KEEPALIVE_S
                 await self._send(keepalive)
 
     def _end_from_close(self, exc: ConnectionClosed, connected: bool) -> SessionEnd:

@@ -34,6 +34,8 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from hello_device.audio.level import sum_squares
+
 __all__ = ["MAX_VOLUME", "SILENCE_DBFS", "UNDERRUN_GAP_S", "Player"]
 
 SILENCE_DBFS: Final = -120.0
@@ -259,6 +261,18 @@ class Player:
         """Exactly ``n`` samples (``2 * n`` bytes) of int16 output; silence where none."""
         if n <= 0:
             return b""
+        if (
+            not self._queued
+            and not self._streaming
+            and not self._last_read_audio
+            and self._fadeout is None
+        ):
+            # Steady silence (most reads): nothing to copy, shape or account for. A push
+            # racing with this check is played by the next read.
+            self._record_level(0.0, n)
+            if len(self._silence) != 2 * n:
+                self._silence = bytes(2 * n)
+            return self._silence
         if len(self._i16) < n:
             self._i16 = np.zeros(n, dtype=np.int16)
             self._f32 = np.zeros(n, dtype=np.float32)
@@ -315,28 +329,31 @@ class Player:
                 self._silence = bytes(2 * n)
             return self._silence
 
-        f = self._f32[:k]
         volume = self._volume
+        if fadeout is None and not fade_in_len and not dry_fade and volume == 1.0:
+            # Queued audio as it is (most reads while the agent talks): one copy out,
+            # the level from a C call.
+            if k < n:
+                i16[k:n] = 0
+            out = i16[:n].tobytes()
+            self._record_level(sum_squares(out), n)
+            return out
+        # Shaped: a fade or a gain, in float32, rounded and saturated back to int16.
+        f = self._f32[:k]
         if fadeout is not None:
             np.copyto(f, fadeout)
-            shaped = True
         else:
             np.copyto(f, i16[:k], casting="unsafe")
-            shaped = False
             if fade_in_len > 0:
                 f[:fade_in_len] *= ramp_up[fade_in_start : fade_in_start + fade_in_len]
-                shaped = True
             if dry_fade > 0:
                 down = ramp_down if dry_fade == len(ramp_down) else _fade_down(dry_fade)
                 f[k - dry_fade :] *= down
-                shaped = True
         if volume != 1.0:
             f *= np.float32(volume)
-            shaped = True
-        if shaped:
-            np.rint(f, out=f)
-            np.clip(f, -32768.0, 32767.0, out=f)
-            np.copyto(i16[:k], f, casting="unsafe")
+        np.rint(f, out=f)
+        np.clip(f, -32768.0, 32767.0, out=f)
+        np.copyto(i16[:k], f, casting="unsafe")
         if k < n:
             i16[k:n] = 0
         self._record_level(float(np.dot(f, f)), n)

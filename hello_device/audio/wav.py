@@ -121,7 +121,10 @@ class WavWriter:
         self._header_every = (
             None if header_every_s is None else max(1, round(header_every_s * rate)) * self._block
         )
-        self._file: BinaryIO | None = self.path.open("wb")
+        # A buffer that holds a header interval (at least 64 KiB): one write to the OS
+        # per header update instead of one every 8 KiB (a syscall every few frames).
+        buffering = max(1 << 16, (self._header_every or 0) + 4096)
+        self._file: BinaryIO | None = self.path.open("wb", buffering=buffering)
         self._data_bytes = 0
         self._since_header = 0
         self._partial = b""

@@ -31,6 +31,7 @@ highest interruption id seen becomes :class:`DroppedAudio`.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import math
@@ -337,6 +338,7 @@ class ClientProtocol:
         self._audio_prefix = (
             '{"type":"audio","audio":"' if self._variant else '{"user_audio_chunk":"'
         )
+        self._audio_prefix_bytes = self._audio_prefix.encode()
         self.reset()
 
     def reset(self) -> None:
@@ -462,6 +464,10 @@ class ClientProtocol:
     def user_audio(self, chunk: bytes) -> str:
         """One microphone chunk, already in ``user_input_audio_format`` (hot path)."""
         return self._audio_prefix + base64.b64encode(chunk).decode("ascii") + '"}'
+
+    def user_audio_bytes(self, chunk: bytes) -> bytes:
+        """:meth:`user_audio` as UTF-8 bytes, built without a detour through ``str``."""
+        return self._audio_prefix_bytes + binascii.b2a_base64(chunk, newline=False) + b'"}'
 
     def pong(self, event_id: int) -> str:
         return _dumps({"type": "pong", "event_id": event_id})

@@ -56,12 +56,11 @@ Levels are RMS in dBFS relative to a full-scale square wave (a full-scale sine i
 from __future__ import annotations
 
 import math
-import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
+from hello_device.audio.level import rms_int16
 
 SAMPLE_RATE = 16000
 """The only rate the gate accepts (what the daemon captures at)."""
@@ -80,17 +79,6 @@ FLOOR_WINDOW_MS = 1500.0
 FLOOR_BLOCK_MS = 250.0
 """Granularity of the minimum-statistics window."""
 
-_FULL_SCALE_SQ = 32768.0 * 32768.0
-
-try:  # audioop left the standard library in 3.13; audioop-lts brings it back
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import audioop
-
-    _rms: Callable[[bytes, int], int] | None = audioop.rms
-except ImportError:  # pragma: no cover - only without audioop-lts on 3.13+
-    _rms = None
-
 
 def frame_dbfs(frame: bytes) -> float:
     """RMS level of a frame of int16 little-endian samples in dBFS.
@@ -99,23 +87,17 @@ def frame_dbfs(frame: bytes) -> float:
     :data:`SILENCE_DBFS`. Runs on every captured frame: one C call (``audioop.rms``,
     from the ``audioop-lts`` package on Python 3.13+) where available, else numpy.
     """
-    if _rms is not None:
-        rms = _rms(frame, 2) if len(frame) >= 2 else 0
-        if rms <= 0:
-            return SILENCE_DBFS
-        return max(SILENCE_DBFS, 20.0 * math.log10(rms / 32768.0))
-    samples = np.frombuffer(frame, dtype="<i2").astype(np.float64)
-    if samples.size == 0:
+    rms = rms_int16(frame)
+    if rms <= 0.0:
         return SILENCE_DBFS
-    mean_sq = float(np.dot(samples, samples)) / samples.size
-    if mean_sq <= 0.0:
-        return SILENCE_DBFS
-    return max(SILENCE_DBFS, 10.0 * math.log10(mean_sq / _FULL_SCALE_SQ))
+    return max(SILENCE_DBFS, 20.0 * math.log10(rms / 32768.0))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GateResult:
-    """What :meth:`VadGate.process` decided about one frame."""
+    """What :meth:`VadGate.process` decided about one frame (read-only by convention:
+    one is built per captured frame, and a frozen dataclass is three times slower to
+    build)."""
 
     voiced: bool
     """This frame was classified as speech (classifier, level and noise floor agree)."""
