@@ -27,13 +27,15 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import bench_engine  # noqa: E402
-import websockets.asyncio.connection as ws_connection  # noqa: E402
-import websockets.protocol as ws_protocol  # noqa: E402
 
 import hello_device.session as session_module  # noqa: E402
+from hello_device import wire  # noqa: E402
 from hello_device.app import Daemon  # noqa: E402
+from hello_device.audio.player import Player  # noqa: E402
 from hello_device.config import parse_settings  # noqa: E402
 from hello_device.protocol.client import ClientProtocol  # noqa: E402
+from hello_device.turn.vad import VadGate  # noqa: E402
+from hello_device.wire import AudioFrameWriter  # noqa: E402
 
 COSTS: dict[str, list[float]] = {}
 
@@ -99,10 +101,12 @@ async def run(seconds: float) -> None:
         daemon = Daemon(settings)
         timed(daemon, "on_frame", "Daemon.on_frame (all of it)")
         timed(session_module.Session, "send_frame", "  Session.send_frame")
-        timed(ClientProtocol, "user_audio", "    base64 + JSON (ClientProtocol.user_audio)")
-        timed(ws_protocol.Protocol, "send_text", "    websockets framing (Protocol.send_text)")
-        timed(ws_connection.Connection, "send_data", "    socket write (Connection.send_data)")
+        timed(ClientProtocol, "user_audio_bytes", "    base64 + JSON (user_audio_bytes)")
+        timed(AudioFrameWriter, "write", "    frame + socket write (AudioFrameWriter.write)")
+        timed(wire, "text_frame", "      WebSocket framing and masking (text_frame)")
+        timed(VadGate, "process", "  VadGate.process")
         timed(session_module.Session, "flush_tail_if_idle", "  Session.flush_tail_if_idle")
+        timed(Player, "read", "Player.read (file backend, per frame)")
         task = asyncio.create_task(daemon.run())
         await daemon.ready.wait()
         await asyncio.sleep(1.5)
