@@ -117,6 +117,9 @@ class SessionListener:
 @dataclass
 class SessionStats:
     frames_sent: int = 0
+    frames_via_websockets: int = 0
+    """Frames that went out through websockets' own send path (it had something
+    pending) instead of :class:`~hello_device.wire.AudioFrameWriter`."""
     frames_dropped: int = 0
     audio_events: int = 0
     audio_dropped: int = 0
@@ -249,6 +252,7 @@ class Session:
                 # its plain streaming state): its sans-I/O layer keeps the order.
                 ws.protocol.send_text(payload)
                 ws.send_data()
+                self.stats.frames_via_websockets += 1
         except OSError:
             return
         self.stats.frames_sent += 1

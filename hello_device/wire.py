@@ -74,6 +74,12 @@ class AudioFrameWriter:
         self._ws = ws
         self._protocol = ws.protocol
         self._masks = masks or MaskPool()
+        # The sans-I/O attributes this relies on; a websockets release without them
+        # leaves every frame to websockets' own path (slower, never wrong).
+        self.enabled = isinstance(getattr(self._protocol, "writes", None), list) and all(
+            hasattr(self._protocol, name)
+            for name in ("expect_continuation_frame", "extensions", "side", "state")
+        )
 
     def write(self, payload: bytes) -> bool:
         """Write ``payload`` (UTF-8 JSON) as one text frame now; False: use ``ws.send``.
@@ -83,7 +89,8 @@ class AudioFrameWriter:
         """
         protocol = self._protocol
         if (
-            protocol.state is not State.OPEN
+            not self.enabled
+            or protocol.state is not State.OPEN
             or protocol.writes
             or protocol.expect_continuation_frame
             or protocol.extensions

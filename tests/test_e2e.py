@@ -80,6 +80,11 @@ def test_conversation_round_trip(
     # (at most 2.5 ms) when the format's rate is not 16 kHz.
     assert set(record.chunk_sizes[1:]) == {frame}
     assert frame - 2.5 * per_ms <= record.chunk_sizes[0] <= frame
+    # Every streamed frame took the lean writer (websockets' own path only when it has
+    # something pending, which never happens between two of the daemon's turns).
+    stats = run.daemon.sessions[0].stats
+    assert stats.frames_sent == record.audio_chunks
+    assert stats.frames_via_websockets == 0
 
     # The output file holds the echo, at the right pitch and speed, after the utterance.
     out = resample_to(run.output, run.output_rate, 16000)
