@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
@@ -57,7 +61,31 @@ def test_mask_pool_draws_fresh_keys_in_blocks(monkeypatch: pytest.MonkeyPatch) -
         MaskPool(block=6)
 
 
-async def _round_trip(writes: int) -> tuple[list[str], list[bool]]:
+def self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """Server and client TLS contexts for 127.0.0.1 (a certificate made by openssl)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client
+
+
+async def _round_trip(
+    writes: int, tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None
+) -> tuple[list[str], list[bool]]:
     received: list[str] = []
     done = asyncio.Event()
 
@@ -69,9 +97,12 @@ async def _round_trip(writes: int) -> tuple[list[str], list[bool]]:
                 done.set()
 
     results: list[bool] = []
-    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+    server_ssl, client_ssl = tls if tls is not None else (None, None)
+    async with serve(handler, "127.0.0.1", 0, compression=None, ssl=server_ssl) as server:
         port = server.sockets[0].getsockname()[1]
-        async with connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
+        scheme = "wss" if tls is not None else "ws"
+        url = f"{scheme}://127.0.0.1:{port}"
+        async with connect(url, compression=None, ssl=client_ssl) as ws:
             writer = AudioFrameWriter(ws)
             for i in range(writes):
                 results.append(writer.write(json.dumps({"n": i}).encode()))
@@ -90,8 +121,11 @@ async def _round_trip(writes: int) -> tuple[list[str], list[bool]]:
     return received, results
 
 
-def test_writer_against_a_real_server_keeps_order_and_steps_aside() -> None:
-    received, results = asyncio.run(_round_trip(200))
+@pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
+def test_writer_against_a_real_server_keeps_order_and_steps_aside(
+    tls: bool, tmp_path: Path
+) -> None:
+    received, results = asyncio.run(_round_trip(200, self_signed(tmp_path) if tls else None))
     expected = [json.dumps({"n": i}) for i in range(200)]
     expected.insert(101, "between")
     assert received == [*expected, "pending", "end"]
