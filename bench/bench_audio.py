@@ -40,13 +40,13 @@ from numpy.typing import NDArray
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hello_device.audio.backend import Frame  # noqa: E402
-from hello_device.audio.player import Player  # noqa: E402
-from hello_device.audio.pyaudio_backend import PyAudioBackend  # noqa: E402
-from hello_device.config import AudioSettings  # noqa: E402
-from tests.soundserver import SPEAKER_RATE, Recording, SoundServer  # noqa: E402
+from hello_device.audio.backends.base import Frame
+from hello_device.audio.backends.pyaudio import PyAudioBackend
+from hello_device.audio.player import Player
+from hello_device.settings import AudioSettings
+from tests.soundserver import SPEAKER_RATE, Recording, SoundServer
 
-SHARED = Path(os.environ.get("HELLO_DEVICE_SHARED", REPO.parent / "shared")) / "audio"
+SHARED = REPO / "tests" / "data" / "audio"  # copies of shared/audio, kept with the code
 
 
 async def until(pred: Callable[[], bool], limit_s: float) -> None:

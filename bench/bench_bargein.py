@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import os
 import shlex
 import sys
 import tempfile
@@ -57,13 +56,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hello_device.app import Daemon  # noqa: E402
-from hello_device.audio.backend import Frame  # noqa: E402
-from hello_device.audio.wav import read_wav  # noqa: E402
-from hello_device.config import Settings, parse_settings  # noqa: E402
-from hello_device.emulator import Emulator, EmulatorConfig  # noqa: E402
+from hello_device.audio.backends.base import Frame
+from hello_device.audio.wav import read_wav
+from hello_device.daemon import Daemon
+from hello_device.emulator import Emulator, EmulatorConfig
+from hello_device.settings import (
+    Settings,
+    parse_settings,
+)
 
-SHARED = Path(os.environ.get("HELLO_DEVICE_SHARED", REPO.parent / "shared")) / "audio"
+SHARED = REPO / "tests" / "data" / "audio"  # copies of shared/audio, kept with the code
 RATE = 16000
 ONSET_S = 6.02  # first user speech in bargein.wav (shared/audio/README.md)
 USER_END_S = 9.77  # end of the user's last segment in bargein.wav

@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hello_device.platform_api import AgentConfigCache  # noqa: E402
+from hello_device.platform.cache import AgentConfigCache
 
 AGENT = {
     "agent_id": "demo-agent",

@@ -26,16 +26,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-import bench_engine  # noqa: E402
+import bench_engine
 
-import hello_device.session as session_module  # noqa: E402
-from hello_device import wire  # noqa: E402
-from hello_device.app import Daemon  # noqa: E402
-from hello_device.audio.player import Player  # noqa: E402
-from hello_device.config import parse_settings  # noqa: E402
-from hello_device.protocol.client import ClientProtocol  # noqa: E402
-from hello_device.turn.vad import VadGate  # noqa: E402
-from hello_device.wire import AudioFrameWriter  # noqa: E402
+import hello_device.conversation.session as session_module
+from hello_device.audio.player import Player
+from hello_device.core.protocol.client import ClientProtocol
+from hello_device.core.turn.pipeline import FramePipeline
+from hello_device.core.turn.vad import VadGate
+from hello_device.daemon import Daemon
+from hello_device.settings import parse_settings
 
 COSTS: dict[str, list[float]] = {}
 
@@ -100,11 +99,10 @@ async def run(seconds: float) -> None:
         )
         daemon = Daemon(settings)
         timed(daemon, "on_frame", "Daemon.on_frame (all of it)")
-        timed(session_module.Session, "send_frame", "  Session.send_frame")
-        timed(ClientProtocol, "user_audio_bytes", "    base64 + JSON (user_audio_bytes)")
-        timed(AudioFrameWriter, "write", "    frame + socket write (AudioFrameWriter.write)")
-        timed(wire, "text_frame", "      WebSocket framing and masking (text_frame)")
-        timed(VadGate, "process", "  VadGate.process")
+        timed(FramePipeline, "process", "  FramePipeline.process")
+        timed(VadGate, "process", "    VadGate.process")
+        timed(session_module.Session, "send_frame", "  Session.send_frame (queue)")
+        timed(ClientProtocol, "user_audio_bytes", "base64 + JSON (uplink task)")
         timed(session_module.Session, "flush_tail_if_idle", "  Session.flush_tail_if_idle")
         timed(Player, "read", "Player.read (file backend, per frame)")
         task = asyncio.create_task(daemon.run())

@@ -39,11 +39,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hello_device.app import Daemon  # noqa: E402
-from hello_device.audio.player import Player  # noqa: E402
-from hello_device.config import parse_settings  # noqa: E402
+from hello_device.audio.player import Player
+from hello_device.daemon import Daemon
+from hello_device.settings import parse_settings
 
-SHARED = Path(os.environ.get("HELLO_DEVICE_SHARED", REPO.parent / "shared")) / "audio"
+SHARED = REPO / "tests" / "data" / "audio"  # copies of shared/audio, kept with the code
 
 
 class TimingPlayer(Player):
@@ -222,7 +222,7 @@ async def run(seconds: float, output_format: str, input_format: str, frame_ms: i
 
 def wire_message_bytes(frame_ms: int, input_format: str) -> int:
     """Bytes on the wire for one microphone frame: WebSocket header, mask, JSON, base64."""
-    from hello_device.audio.formats import AudioFormat
+    from hello_device.core.formats import AudioFormat
 
     fmt = AudioFormat.parse(input_format)
     raw = fmt.rate * frame_ms // 1000 * (1 if fmt.encoding == "ulaw" else 2)

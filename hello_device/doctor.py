@@ -15,9 +15,9 @@ no pins configured, a check whose prerequisite failed) never change the exit cod
 The checks, in order: configuration, API key (where it comes from, the key file's mode
 and owner; the key itself is never printed), clock (TLS needs it), state directory,
 DNS, HTTPS (TCP and TLS handshake), agent configuration (fetched with
-:class:`~hello_device.platform_api.PlatformClient`; 401 says the platform refused the
+:class:`~hello_device.platform.client.PlatformClient`; 401 says the platform refused the
 key), signed URL (private agents), microphone and loudspeaker (opened exactly like the
-daemon opens them, through :class:`~hello_device.audio.pyaudio_backend.PyAudioBackend`
+daemon opens them, through :class:`~hello_device.audio.backends.pyaudio.PyAudioBackend`
 and :mod:`hello_device.audio.devices`; for the ``file`` backend: the input file is
 readable, the output directory writable), GPIO (the pin factory loads, every configured
 pin can be claimed and released), systemd unit (installed, enabled, its ``ExecStart``
@@ -57,7 +57,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -67,7 +66,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from hello_device import __version__
-from hello_device.config import API_KEY_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
+from hello_device.aio import call_in_daemon_thread
 from hello_device.errors import (
     AgentNotFoundError,
     AuthError,
@@ -77,9 +76,20 @@ from hello_device.errors import (
     PlatformUnavailable,
 )
 from hello_device.logs import REDACTOR
+from hello_device.settings import (
+    API_KEY_ENV,
+    DEFAULT_CONFIG_PATH,
+    Settings,
+    load_settings,
+)
 
 if TYPE_CHECKING:
-    from hello_device.platform_api import AgentProfile, HttpResponse, PlatformClient, Transport
+    from hello_device.core.agent_profile import AgentProfile
+    from hello_device.platform.client import PlatformClient
+    from hello_device.platform.http import (
+        HttpResponse,
+        Transport,
+    )
 
 __all__ = [
     "Account",
@@ -324,7 +334,7 @@ def installed_at() -> float | None:
 
 
 def _default_transport() -> Transport:
-    from hello_device.platform_api import UrllibTransport
+    from hello_device.platform.http import UrllibTransport
 
     return UrllibTransport()
 
@@ -601,24 +611,7 @@ class Context:
 
 def _call_with_timeout(fn: Callable[[], T], timeout: float, name: str) -> T:
     """Run a blocking call in a daemon thread; TimeoutError if it takes longer."""
-    box: dict[str, Any] = {}
-    done = threading.Event()
-
-    def work() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=work, name=f"hello-device-doctor-{name}", daemon=True).start()
-    if not done.wait(max(0.0, timeout)):
-        raise TimeoutError(f"no answer within {timeout:g} s")
-    if "error" in box:
-        raise box["error"]
-    value: T = box["value"]
-    return value
+    return call_in_daemon_thread(fn, timeout, name=f"doctor-{name}")
 
 
 def _mode(st: os.stat_result) -> str:
@@ -833,7 +826,7 @@ def check_clock(ctx: Context) -> CheckResult:
     if built is not None:
         refs.append(("this copy of hello-device was installed", built))
     if ctx.settings is not None:
-        from hello_device.platform_api import AgentConfigCache
+        from hello_device.platform.cache import AgentConfigCache
 
         cached = AgentConfigCache(ctx.settings.state.dir, clock=probes.clock).load(
             ctx.settings.platform.agent_id, quarantine=False
@@ -891,7 +884,8 @@ def check_state_dir(ctx: Context) -> CheckResult:
             f"{directory} is not writable by {user} ({why})",
             f"{fix_create}; {_AS_SERVICE_HINT}",
         )
-    from hello_device.platform_api import AgentConfigCache, format_age
+    from hello_device.platform.cache import AgentConfigCache
+    from hello_device.platform.provider import format_age
 
     cached = AgentConfigCache(directory, clock=ctx.probes.clock).load(
         ctx.settings.platform.agent_id, quarantine=False
@@ -986,7 +980,7 @@ def check_reach(ctx: Context) -> CheckResult:
                 "connect",
             )
         except OSError as exc:
-            from hello_device.platform_api import describe_os_error
+            from hello_device.errors import describe_os_error
 
             ctx.reachable = False
             reason = describe_os_error(exc)
@@ -1036,7 +1030,7 @@ class _DeadlineTransport:
 def _client(ctx: Context) -> PlatformClient:
     """The REST client, bounded by the network deadline (made once, shared)."""
     if ctx.client is None:
-        from hello_device.platform_api import PlatformClient
+        from hello_device.platform.client import PlatformClient
 
         assert ctx.settings is not None
         platform = ctx.settings.platform
@@ -1104,7 +1098,7 @@ def check_agent_config(ctx: Context) -> CheckResult:
         return _skip(name, "not tried: the platform cannot be reached (see above)")
     if ctx.network_left() < 0.2:
         return _skip(name, "not tried: the network checks used up their time")
-    from hello_device.platform_api import map_agent_config
+    from hello_device.core.agent_profile import map_agent_config
 
     client = _client(ctx)
     started = time.monotonic()
@@ -1149,7 +1143,7 @@ def check_signed_url(ctx: Context) -> CheckResult:
         return _skip(name, f'not needed (public agent, platform.signed_url = "{mode}")')
     if ctx.network_left() < 0.2:
         return _skip(name, "not tried: the network checks used up their time")
-    from hello_device.platform_api import safe_url
+    from hello_device.core.urls import safe_url
 
     client = _client(ctx)
     try:
@@ -1181,9 +1175,9 @@ def _probe_audio(ctx: Context) -> _AudioProbe:
 
 
 def _run_audio_probe(ctx: Context) -> _AudioProbe:
-    from hello_device.audio.backend import Frame
+    from hello_device.audio.backends.base import Frame
+    from hello_device.audio.backends.pyaudio import PyAudioBackend
     from hello_device.audio.player import Player
-    from hello_device.audio.pyaudio_backend import PyAudioBackend
 
     assert ctx.settings is not None
     audio = ctx.settings.audio
@@ -1387,7 +1381,7 @@ def check_gpio(ctx: Context) -> CheckResult:
     g = ctx.settings.gpio
     if g.button_pin is None and g.mute_pin is None and g.led_type == "none":
         return _skip(name, "no pins configured (gpio.button_pin, gpio.mute_pin, gpio.led_type)")
-    from hello_device.gpio import Gpio
+    from hello_device.gpio.facade import Gpio
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gpiozero's PinFactoryFallback chatter
@@ -1683,11 +1677,10 @@ def run_doctor(
 AddConfigArg = Callable[[argparse.ArgumentParser], None]
 
 
-def register(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    add_config_arg: AddConfigArg,
-) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``doctor`` to the CLI's subcommands."""
+    from hello_device.cli.common import add_config_arg
+
     p = sub.add_parser(
         "doctor",
         help="check configuration, key, clock, network, platform, audio, GPIO and service",

@@ -81,3 +81,36 @@ class AudioDeviceError(HelloDeviceError, OSError):
 
 class GpioError(HelloDeviceError, OSError):
     """A GPIO pin factory or pin could not be used."""
+
+
+def needs_human(exc: BaseException) -> bool:
+    """A refusal retrying cannot cure (the key, the agent id), as opposed to a platform
+    that is down, slow, or answering nonsense for now (a captive portal, a broken
+    proxy), which is retried with backoff."""
+    return isinstance(exc, (AuthError, AgentNotFoundError))
+
+
+def describe_os_error(exc: BaseException, read_timeout: float | None = None) -> str:
+    """A short, secret-free reason for a network (or file) failure."""
+    import socket  # here, not at the top: errors.py is imported by the pure core
+    import ssl
+
+    if isinstance(exc, TimeoutError):
+        detail = str(exc)
+        if detail and "within" in detail:
+            return detail
+        return "timed out" if read_timeout is None else f"no answer within {read_timeout:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, socket.gaierror):
+        return f"host name not resolved ({exc.strerror or exc})"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = exc.verify_message or exc.reason or "certificate rejected"
+        return f"TLS certificate rejected: {reason} (is the system clock right?)"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower() if exc.strerror[:1].isupper() else exc.strerror
+    return str(exc) or type(exc).__name__

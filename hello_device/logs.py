@@ -10,9 +10,13 @@ import collections
 import logging
 import os
 import sys
-from collections.abc import Iterable
+
+from hello_device.core.text import escape_controls, redact, shorten
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+MESSAGE_MAX_CHARS = 2000
+"""Backstop: no log message is longer than this, whatever a call site passed."""
 
 
 class RedactFilter(logging.Filter):
@@ -52,14 +56,26 @@ class RedactFilter(logging.Filter):
         return True
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
 REDACTOR = RedactFilter()
+
+
+class OneLineFilter(logging.Filter):
+    """The backstop behind :func:`peer`: every message leaves as one bounded line.
+
+    Control characters are escaped and the message is cut to :data:`MESSAGE_MAX_CHARS`.
+    Tracebacks (``exc_info``) are formatted separately and keep their lines. Installed
+    on the handler after :data:`REDACTOR`, so the redaction sees the original text.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        safe = shorten(escape_controls(message), MESSAGE_MAX_CHARS)
+        if safe != message:
+            record.msg, record.args = safe, None
+        return True
+
+
+ONE_LINE = OneLineFilter()
 
 
 def under_systemd(env: dict[str, str] | None = None) -> bool:
@@ -120,6 +136,7 @@ def setup_logging(
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(_FORMAT))
     handler.addFilter(REDACTOR)
+    handler.addFilter(ONE_LINE)
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Third-party chatter stays at WARNING unless we debug.

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc pkg-config portaudio19-dev libsystemd-dev
-  pulseaudio pulseaudio-utils libasound2-plugins openssl)
+  pulseaudio pulseaudio-utils libasound2-plugins openssl tinyproxy)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -24,6 +24,11 @@ install_apt() {
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The proxy tests start their own tinyproxy; the system service the package enables
+  # is not needed (stopped only when this script installed the package).
+  if [[ " ${missing[*]} " == *" tinyproxy "* ]] && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now tinyproxy >/dev/null 2>&1 || true
+  fi
 }
 
 install_venv() {

@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from hello_device.app import Daemon
-from hello_device.config import Settings, parse_settings
+from hello_device.daemon import Daemon
 from hello_device.emulator import Emulator, EmulatorConfig
-
-from .conftest import UNIT
+from hello_device.settings import (
+    Settings,
+    parse_settings,
+)
+from tests.conftest import UNIT
 
 
 def make_settings(tmp_path: Path, emu: Emulator, input_wav: Path, **sections: Any) -> Settings:
@@ -62,7 +64,7 @@ async def run_with_emulator(
     """Run the daemon until its input file ends (+2 s), with an emulator; return both."""
     async with Emulator(config or EmulatorConfig()) as emu:
         settings = make_settings(tmp_path, emu, input_wav, **sections)
-        daemon = Daemon(settings)
+        daemon = Daemon(settings, clock=asyncio.get_running_loop().time)
         run = asyncio.create_task(daemon.run())
         if during is not None:
             await asyncio.wait_for(during(daemon, emu), limit_s * UNIT)

@@ -448,10 +448,10 @@ class SoundServer:
         """Device names PortAudio sees in this process (needs :meth:`apply_env` first)."""
         import pyaudio
 
-        from hello_device.audio.pyaudio_backend import quiet_stderr
+        from hello_device.audio.alsa_quiet import silence_probe_noise
 
-        with quiet_stderr():
-            pa = pyaudio.PyAudio()
+        silence_probe_noise()
+        pa = pyaudio.PyAudio()
         try:
             return [
                 str(pa.get_device_info_by_index(i)["name"]) for i in range(pa.get_device_count())

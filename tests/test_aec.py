@@ -24,7 +24,10 @@ from hello_device.audio.aec import (
     unavailable_reason,
 )
 from hello_device.audio.wav import read_wav
-from hello_device.turn import BargeInDetector, VadGate
+from hello_device.core.turn import (
+    BargeInDetector,
+    VadGate,
+)
 
 RATE = 16000
 FRAME = 320  # 20 ms
@@ -268,7 +271,7 @@ def test_with_the_canceller_the_device_does_not_interrupt_itself(
 @needs_aec
 def test_with_the_canceller_a_user_is_heard_over_an_equal_echo(shared_audio: Path) -> None:
     """Without echo cancellation the level-based echo guard cannot hear a user over an
-    echo as loud as the user (module docstring of hello_device.turn.bargein); with it,
+    echo as loud as the user (module docstring of hello_device.core.turn.bargein); with it,
     the barge-in comes within a few hundred ms of the onset."""
     user = mono(shared_audio / "bargein.wav")
     assert barge_ins(shared_audio, user, 1.0, use_aec=False) == []

@@ -18,16 +18,18 @@ from hello_device.audio.convert import (
     to_mono,
 )
 from hello_device.audio.formats import (
-    FORMAT_NAMES,
-    AudioFormat,
     decode,
     encode,
     ulaw_decode,
     ulaw_encode,
 )
 from hello_device.audio.wav import WavWriter, read_wav
+from hello_device.core.formats import (
+    AUDIO_FORMATS,
+    AudioFormat,
+)
 
-PCM_NAMES = [n for n in FORMAT_NAMES if n.startswith("pcm_")]
+PCM_NAMES = [n for n in AUDIO_FORMATS if n.startswith("pcm_")]
 OUT_RATES = [16000, 44100, 48000]
 
 
@@ -88,7 +90,7 @@ TONE_DB = rms_db(sine(1000, 16000, 1.0))
 # --- AudioFormat --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", FORMAT_NAMES)
+@pytest.mark.parametrize("name", AUDIO_FORMATS)
 def test_parse_every_platform_format(name: str) -> None:
     fmt = AudioFormat.parse(name)
     assert fmt.name == name
@@ -308,7 +310,7 @@ def test_to_mono_rejects_bad_channels() -> None:
 # --- a sine through every conversion ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", FORMAT_NAMES)
+@pytest.mark.parametrize("name", AUDIO_FORMATS)
 @pytest.mark.parametrize("freq", [440.0, 2500.0])
 def test_mic_encoder_keeps_frequency_and_level(name: str, freq: float) -> None:
     fmt = AudioFormat.parse(name)
@@ -327,7 +329,7 @@ def test_mic_encoder_pcm_16000_is_identity() -> None:
     assert enc.encode(frame) is frame
 
 
-@pytest.mark.parametrize("name", FORMAT_NAMES)
+@pytest.mark.parametrize("name", AUDIO_FORMATS)
 @pytest.mark.parametrize("out_rate", OUT_RATES)
 def test_agent_decoder_keeps_frequency_and_level(name: str, out_rate: int) -> None:
     fmt = AudioFormat.parse(name)

@@ -39,7 +39,6 @@ from gpiozero import Button
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from hello_device import doctor
-from hello_device.config import load_settings
 from hello_device.doctor import (
     Account,
     CheckResult,
@@ -50,7 +49,8 @@ from hello_device.doctor import (
     Status,
 )
 from hello_device.emulator import Emulator, EmulatorConfig
-from hello_device.platform_api import AgentConfigCache
+from hello_device.platform.cache import AgentConfigCache
+from hello_device.settings import load_settings
 from tests.conftest import REPO, UNIT
 from tests.soundserver import SoundServer, sound_server
 from tests.test_pyaudio_backend import FakeDevice, FakeHost, hat_codec
@@ -286,12 +286,16 @@ def test_result_lines() -> None:
 def test_register_adds_doctor_with_its_flags() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    doctor.register(sub, lambda p: p.add_argument("--config", default="/etc/x.toml"))
+    doctor.register(sub)
     args = parser.parse_args(["doctor", "--config", "c.toml", "--skip-network", "--skip-audio"])
     assert (args.config, args.skip_network, args.skip_audio) == ("c.toml", True, True)
     assert args.func is doctor.cmd_doctor
     args = parser.parse_args(["doctor"])
-    assert (args.config, args.skip_network, args.skip_audio) == ("/etc/x.toml", False, False)
+    assert (args.config, args.skip_network, args.skip_audio) == (
+        "/etc/hello-device/config.toml",
+        False,
+        False,
+    )
 
 
 # --------------------------------------------------------------------------- configuration

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hello_device.audio import level
+from hello_device.core import level
 
 
 @pytest.mark.parametrize("use_audioop", [True, False])

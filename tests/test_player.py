@@ -12,8 +12,7 @@ import pytest
 from numpy.typing import NDArray
 
 from hello_device.audio.player import SILENCE_DBFS, Player
-
-from .conftest import UNIT
+from tests.conftest import UNIT
 
 
 class FakeClock:

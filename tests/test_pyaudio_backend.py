@@ -20,7 +20,6 @@ import functools
 import itertools
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -32,8 +31,15 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from hello_device.audio import pyaudio_backend
-from hello_device.audio.backend import Frame
+from hello_device.audio.backends import pyaudio as pyaudio_backend
+from hello_device.audio.backends.base import Frame
+from hello_device.audio.backends.pyaudio import (
+    PA_CONTINUE,
+    PA_INPUT_OVERFLOW,
+    PA_OUTPUT_UNDERFLOW,
+    PyAudioBackend,
+    output_block_ms_for,
+)
 from hello_device.audio.devices import (
     PA_INT16,
     find_device,
@@ -42,17 +48,9 @@ from hello_device.audio.devices import (
     supported_rates,
 )
 from hello_device.audio.player import Player
-from hello_device.audio.pyaudio_backend import (
-    PA_CONTINUE,
-    PA_INPUT_OVERFLOW,
-    PA_OUTPUT_UNDERFLOW,
-    PyAudioBackend,
-    output_block_ms_for,
-    quiet_stderr,
-)
 from hello_device.audio.wav import read_wav
-from hello_device.config import AudioSettings
 from hello_device.errors import AudioDeviceError
+from hello_device.settings import AudioSettings
 from tests.conftest import UNIT
 from tests.soundserver import SoundServer, sound_server
 
@@ -820,24 +818,6 @@ def test_output_block_follows_the_buffer_budget() -> None:
     assert output_block_ms_for(500) == 50
     backend, _ = make_backend(pulse_like(), output_buffer_ms=100)
     assert backend.output_block_ms == 25
-
-
-def test_quiet_stderr_drops_probing_noise_only(capfd: pytest.CaptureFixture[str]) -> None:
-    with quiet_stderr() as kept:
-        os.write(2, b"ALSA lib pcm.c:2666:(snd_pcm_open_noupdate) Unknown PCM cards.pcm.rear\n")
-        os.write(2, b"Cannot connect to server socket err = No such file or directory\n")
-        os.write(2, b"jack server is not running or cannot be started\n")
-        os.write(2, b"something really went wrong\n")
-    assert kept == ["something really went wrong"]
-    err = capfd.readouterr().err
-    assert "something really went wrong" in err and "ALSA lib" not in err
-
-
-def test_quiet_stderr_restores_fd_on_error(capfd: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(RuntimeError), quiet_stderr():
-        raise RuntimeError("boom")
-    os.write(2, b"visible again\n")
-    assert "visible again" in capfd.readouterr().err
 
 
 # ====================================================================== real audio

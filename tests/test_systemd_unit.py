@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from tests.conftest import REPO
 
 UNIT = REPO / "systemd" / "hello-device.service"
 ANALYZE = shutil.which("systemd-analyze")

@@ -36,7 +36,11 @@ import numpy as np
 import soxr
 from numpy.typing import NDArray
 
-from hello_device.audio.formats import AudioFormat, decode, encode
+from hello_device.audio.formats import (
+    decode,
+    encode,
+)
+from hello_device.core.formats import AudioFormat
 
 __all__ = [
     "QUALITIES",

@@ -34,7 +34,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from hello_device.audio.level import sum_squares
+from hello_device.core.level import sum_squares
 
 __all__ = ["MAX_VOLUME", "SILENCE_DBFS", "UNDERRUN_GAP_S", "Player"]
 

@@ -1,0 +1,1 @@
+"""Audio backends: a real sound card (PyAudio), WAV files in real time, memory."""

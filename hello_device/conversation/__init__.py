@@ -1,0 +1,1 @@
+"""One conversation over the platform's WebSocket: the session, its URLs, the device tools."""

@@ -1,0 +1,1 @@
+"""The platform's management REST API: HTTP transport, proxies, client, cache, provider."""

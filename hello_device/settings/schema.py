@@ -1,0 +1,356 @@
+"""The configuration's schema: one frozen dataclass per section of the TOML file.
+
+Each field carries its default, its allowed values (``field(metadata=...)``: choices,
+min, max, pattern, url schemes, secret) and a docstring, which ``config.example.toml``,
+``config show`` and the error messages are built from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_PATH = Path("/etc/hello-device/config.toml")
+API_KEY_ENV = "HELLO_DEVICE_API_KEY"
+
+
+class Secret:
+    """A string that never shows itself in ``str``, ``repr``, f-strings or logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret itself, for the one place that must send it."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+
+def _f(default: Any = dataclasses.MISSING, **meta: Any) -> Any:
+    """A dataclass field with validation metadata (choices, min, max, secret, ...)."""
+    if isinstance(default, (dict, list)):
+        value = default
+        return field(default_factory=lambda: type(value)(value), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    """``[device]``: who this device is."""
+
+    id: str = _f("", pattern=r"^[A-Za-z0-9_.:-]{0,64}$")
+    """Stable device id, sent to the agent as the dynamic variable ``device_id``.
+    Default: the host name."""
+
+    name: str = _f("hello-device", max_len=128)
+    """Human-readable name, sent to the agent as ``device_name``."""
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    """``[platform]``: where the agent lives and how to reach it."""
+
+    api_base_url: str = _f("https://api.elevenlabs.io", url=("http", "https"))
+    """Base URL of the management REST API."""
+
+    ws_url: str | None = _f(None, url=("ws", "wss"))
+    """Override of the conversation WebSocket URL (default: derived from ``api_base_url``)."""
+
+    agent_id: str = _f("", required=True, pattern=r"^[A-Za-z0-9_-]{1,128}$")
+    """Id of the agent to talk to (required)."""
+
+    api_key: Secret | None = _f(None, secret=True)
+    """API key. Prefer ``api_key_file`` or the ``HELLO_DEVICE_API_KEY`` environment
+    variable; never printed or logged."""
+
+    api_key_file: str | None = _f(None)
+    """File holding the API key (mode 0600; a warning is logged if group or others can
+    read it)."""
+
+    auth_header: Literal["xi-api-key", "bearer"] = _f("xi-api-key")
+    """How the key is sent: ``xi-api-key: KEY`` or ``Authorization: Bearer KEY``."""
+
+    allow_insecure: bool = _f(False)
+    """Allow ``http://`` / ``ws://`` to hosts other than loopback (never for production)."""
+
+    dialect: Literal["elevenlabs", "variant"] = _f("elevenlabs")
+    """Client message shapes: the real platform's, or the variant shapes some compatible
+    servers expect (``{"type": "audio"}`` mic chunks, client interruption, ...)."""
+
+    signed_url: Literal["auto", "always", "never"] = _f("auto")
+    """Use a signed conversation URL: when the agent is private (auto), always, or never."""
+
+    connect_timeout_s: float = _f(5.0, min=0.1, max=120.0)
+    """Timeout for opening a connection to the platform (REST and WebSocket)."""
+
+    read_timeout_s: float = _f(10.0, min=0.1, max=300.0)
+    """Timeout for reading a REST answer."""
+
+    config_max_age_s: float = _f(3600.0, min=0.0, max=30 * 86400.0)
+    """Re-fetch the agent configuration at the start of a conversation when the copy is
+    older than this (0: at every conversation)."""
+
+    reconnect_max_backoff_s: float = _f(30.0, min=1.0, max=3600.0)
+    """Upper bound of the exponential backoff between reconnection attempts."""
+
+    keepalive_interval_s: float = _f(4.0, min=0.0, max=300.0)
+    """During a conversation, send a WebSocket ping this often (0: never). With
+    ``keepalive_timeout_s`` it bounds how long a dead link (the platform silent, TCP still
+    up) goes unnoticed: about interval + timeout + 1 s, 9 s by default."""
+
+    keepalive_timeout_s: float = _f(4.0, min=0.0, max=300.0)
+    """A ping not answered within this long means the link is dead; the conversation
+    resumes as after an abrupt close (0: wait for ever)."""
+
+
+@dataclass(frozen=True)
+class ConversationSettings:
+    """``[conversation]``: when conversations start and what they send first."""
+
+    start: Literal["button", "voice", "auto"] = _f("button")
+    """What starts a conversation: a GPIO button, local voice activity, or ``auto`` (a
+    kiosk: start at boot and again after each conversation ends)."""
+
+    dynamic_variables: dict[str, str | int | float | bool] = _f({})
+    """Dynamic variables sent at the start of every conversation (``device_id`` and
+    ``device_name`` are added)."""
+
+    first_message: str | None = _f(None)
+    """Override of the agent's first message (only if the agent allows the override)."""
+
+    language: str | None = _f(None, pattern=r"^[a-z]{2}(-[a-z]{2})?$")
+    """Override of the conversation language, e.g. ``en`` (if the agent allows it)."""
+
+    prompt: str | None = _f(None)
+    """Override of the agent's system prompt (if the agent allows it)."""
+
+    voice_id: str | None = _f(None)
+    """Override of the agent's voice (if the agent allows it)."""
+
+    connect_timeout_s: float = _f(10.0, min=0.5, max=120.0)
+    """How long to wait for the socket and the platform's conversation metadata."""
+
+    inactivity_timeout_s: float = _f(30.0, min=0.0, max=3600.0)
+    """End a conversation after this long with neither user speech nor agent audio
+    (0: never; the platform has its own limit)."""
+
+    max_duration_s: float = _f(0.0, min=0.0, max=86400.0)
+    """End a conversation after this long (0: the agent's own maximum)."""
+
+    user_activity_interval_s: float = _f(0.0, min=0.0, max=3600.0)
+    """Send ``user_activity`` this often to keep an idle but wanted conversation open
+    (0: never)."""
+
+    restart_delay_s: float = _f(1.0, min=0.0, max=3600.0)
+    """In ``auto`` mode, the pause before the next conversation starts."""
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """``[audio]``: sound cards or files."""
+
+    backend: Literal["pyaudio", "file"] = _f("pyaudio")
+    """``pyaudio`` for real sound cards; ``file`` for a virtual card reading
+    ``input_file`` and writing ``output_file`` in real time."""
+
+    input_device: str | int | None = _f(None)
+    """Microphone: a name substring, a PortAudio index, or unset for the default."""
+
+    output_device: str | int | None = _f(None)
+    """Loudspeaker: a name substring, a PortAudio index, or unset for the default."""
+
+    input_channel: int | Literal["mix"] = _f("mix", min=0, max=63)
+    """Microphone channel to use (0-based), or ``mix`` to average all channels."""
+
+    frame_ms: Literal[10, 20, 30] = _f(20)
+    """Length of one audio frame: the unit of capture, VAD and streaming."""
+
+    volume: float = _f(1.0, min=0.0, max=1.0)
+    """Output gain, 0.0 to 1.0."""
+
+    output_buffer_ms: int = _f(60, min=10, max=500)
+    """Audio held by the sound card in front of the playout queue (bounds the time
+    between a flush and silence)."""
+
+    input_file: str | None = _f(None)
+    """File backend: WAV read as the microphone (any rate and channel count)."""
+
+    output_file: str | None = _f(None)
+    """File backend: 16-bit mono WAV written as the loudspeaker."""
+
+    output_rate: int = _f(16000, choices=(8000, 16000, 22050, 24000, 44100, 48000))
+    """File backend: sample rate of ``output_file``."""
+
+    exit_at_end: bool = _f(False)
+    """File backend: when the input ends, write 2 more seconds and stop the daemon."""
+
+    loopback_gain: float = _f(0.0, min=0.0, max=4.0)
+    """File backend: mix what the loudspeaker plays back into the microphone at this gain
+    (1.0 = as loud as played), like a loudspeaker the microphone hears; for tests and
+    benchmarks of the echo guard."""
+
+    reopen_max_backoff_s: float = _f(30.0, min=0.5, max=3600.0)
+    """Upper bound of the backoff between attempts to reopen a failed sound card."""
+
+
+@dataclass(frozen=True)
+class EarconSettings:
+    """``[earcons]``: short generated sounds for listening-start, end and error."""
+
+    enabled: bool = _f(True)
+    """Play earcons at all."""
+
+    volume: float = _f(0.3, min=0.0, max=1.0)
+    """Earcon level relative to full scale."""
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    """``[vad]``: the local voice activity detector (webrtcvad)."""
+
+    aggressiveness: int = _f(2, min=0, max=3)
+    """webrtcvad aggressiveness: 0 (least) to 3 (most eager to call a frame non-speech)."""
+
+    start_frames: int = _f(3, min=1, max=50)
+    """Voiced frames in a row that confirm speech has started."""
+
+    end_silence_ms: int = _f(0, min=0, max=10000)
+    """Silence that ends an utterance; 0: the agent's turn hint, else 700 ms."""
+
+    preroll_ms: int = _f(300, min=0, max=2000)
+    """Audio kept from before the confirmed onset, so the first syllable is not lost."""
+
+    send: Literal["speech", "all"] = _f("speech")
+    """Inside a conversation: ``speech`` replaces non-speech frames with digital
+    silence; ``all`` streams the microphone as it is."""
+
+
+@dataclass(frozen=True)
+class BargeInSettings:
+    """``[barge_in]``: stopping the agent when the user talks over it."""
+
+    enabled: bool = _f(True)
+    """Stop playback locally as soon as confirmed user speech is heard."""
+
+    min_speech_ms: int = _f(120, min=20, max=2000)
+    """Voiced audio needed to confirm a barge-in."""
+
+    warmup_ms: int = _f(250, min=0, max=5000)
+    """No barge-in in the first part of each agent turn (the echo path settles)."""
+
+    echo_margin_db: float = _f(6.0, min=0.0, max=40.0)
+    """The microphone must exceed the level the playback predicts by this much."""
+
+    echo_cancel: Literal["off", "webrtc"] = _f("off")
+    """In-process echo cancellation (``webrtc`` needs the optional package)."""
+
+
+@dataclass(frozen=True)
+class GpioSettings:
+    """``[gpio]``: button and LEDs, through gpiozero."""
+
+    pin_factory: Literal["auto", "mock", "lgpio", "rpigpio", "pigpio", "native"] = _f("auto")
+    """gpiozero pin factory; ``mock`` for demos and tests."""
+
+    button_pin: int | None = _f(None, min=0, max=63)
+    """BCM pin of the talk button (unset: no button)."""
+
+    button_pull_up: bool = _f(True)
+    """Button wired to ground with the internal pull-up (true) or to 3V3 (false)."""
+
+    bounce_ms: int = _f(30, min=0, max=1000)
+    """Debounce time."""
+
+    hold_s: float = _f(2.0, min=0.2, max=30.0)
+    """A press held this long is a long press."""
+
+    button_mode: Literal["toggle", "push_to_talk"] = _f("toggle")
+    """``toggle``: press to start, press again to end; ``push_to_talk``: audio flows only
+    while the button is held."""
+
+    long_press: Literal["end", "mute", "none"] = _f("mute")
+    """What a long press does."""
+
+    mute_pin: int | None = _f(None, min=0, max=63)
+    """BCM pin of a mute switch (closed: muted)."""
+
+    led_type: Literal["none", "led", "pwm", "rgb"] = _f("none")
+    """Status LED: none, a single LED, a dimmable (PWM) LED, or an RGB LED."""
+
+    led_pins: list[int] = _f([], min=0, max=63)
+    """BCM pins of the LED (one pin, or red, green, blue for ``rgb``)."""
+
+    led_active_high: bool = _f(True)
+    """LED lights when its pin is high (false for common-anode RGB LEDs)."""
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """``[logging]``."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _f("INFO")
+    """Log level (``--log-level`` overrides it)."""
+
+    target: Literal["auto", "journal", "stderr"] = _f("auto")
+    """``auto``: journald under systemd, else standard error."""
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    """``[state]``: what the device keeps between boots."""
+
+    dir: str = _f("/var/lib/hello-device")
+    """Directory for the cached agent configuration."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration."""
+
+    device: DeviceSettings = field(default_factory=DeviceSettings)
+    platform: PlatformSettings = field(default_factory=PlatformSettings)
+    conversation: ConversationSettings = field(default_factory=ConversationSettings)
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    earcons: EarconSettings = field(default_factory=EarconSettings)
+    vad: VadSettings = field(default_factory=VadSettings)
+    barge_in: BargeInSettings = field(default_factory=BargeInSettings)
+    gpio: GpioSettings = field(default_factory=GpioSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    source: str = "<defaults>"
+    """Path of the file these settings came from."""
+    explicit: frozenset[str] = frozenset()
+    """Dotted keys (``section.key``) the file set, captured when it was read: values
+    the platform may supply apply only where the file is silent."""
+    api_key_source: str = "none"
+    """Where the API key came from: ``file``, ``key file``, ``environment`` or ``none``."""
+
+
+SECTIONS: dict[str, type] = {
+    f.name: f.default_factory  # type: ignore[misc]
+    for f in dataclasses.fields(Settings)
+    if f.default_factory is not dataclasses.MISSING
+}
