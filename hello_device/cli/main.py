@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "doctor": (
         "check configuration, key, clock, network, platform, audio, GPIO and service",
-        "hello_device.doctor",
+        "hello_device.doctor.cli",
     ),
     "devices": (
         "list sound devices and mark the ones the configuration uses",

@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 
 from hello_device.cli import audio
+from hello_device.testing.fake_pyaudio import FakeDevice, FakeHost, hat_codec
+from tests.audio.support import dominant_hz, envelope_db
 from tests.conftest import REPO, UNIT
 from tests.soundserver import SoundServer, sound_server
-from tests.test_pyaudio_backend import FakeDevice, FakeHost, dominant_hz, envelope_db, hat_codec
 
 __all__ = ["sound_server"]  # the fixture, imported for the `sound` tests
 
