@@ -62,7 +62,13 @@ from hello_device.doctor.cli import cmd_doctor, main, register
 from hello_device.doctor.context import Context
 from hello_device.doctor.results import CheckResult, Status
 from hello_device.doctor.runner import CHECKS, NAMES, run_doctor
-from hello_device.doctor.unitfile import SYSUSERS_FILE, TMPFILES_FILE, UNIT_DIRS, UNIT_NAME
+from hello_device.doctor.unitfile import (
+    SYSUSERS_FILE,
+    TMPFILES_FILE,
+    UNIT_DIRS,
+    UNIT_NAME,
+    read_unit,
+)
 from hello_device.doctor.world import (
     Account,
     Accounts,
@@ -107,6 +113,7 @@ __all__ = [
     "cmd_doctor",
     "gpiochip_problem",
     "main",
+    "read_unit",
     "register",
     "resolve_host",
     "run_command",
