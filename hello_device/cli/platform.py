@@ -42,11 +42,8 @@ from hello_device.core.urls import safe_url
 from hello_device.errors import ConfigError, PlatformError
 from hello_device.platform.cache import AgentConfigCache
 from hello_device.platform.client import PlatformClient
-from hello_device.platform.provider import (
-    format_age,
-    format_time,
-)
 from hello_device.settings import PlatformSettings, Settings
+from hello_device.timefmt import format_age, format_time
 
 ClientFactory = Callable[[PlatformSettings, int], PlatformClient]
 """Builds the REST client from the settings and the number of attempts."""

@@ -13,7 +13,6 @@ from hello_device.doctor.context import (
     current_user,
     file_mode,
     file_owner,
-    format_time,
     service_can_read,
     writable_dir,
 )
@@ -22,6 +21,7 @@ from hello_device.doctor.unitfile import TMPFILES_FILE
 from hello_device.settings import (
     API_KEY_ENV,
 )
+from hello_device.timefmt import format_age, format_time
 
 CLOCK_MIN_YEAR = 2024
 CLOCK_MAX_YEAR = 2099
@@ -221,7 +221,6 @@ def check_state_dir(ctx: Context) -> CheckResult:
             f"{fix_create}; {AS_SERVICE_HINT}",
         )
     from hello_device.platform.cache import AgentConfigCache
-    from hello_device.platform.provider import format_age
 
     cached = AgentConfigCache(directory, clock=ctx.probes.clock).load(
         ctx.settings.platform.agent_id, quarantine=False

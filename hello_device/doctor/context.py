@@ -222,13 +222,6 @@ def current_user(accounts: Accounts) -> str:
     return accounts.user_name(os.geteuid())
 
 
-def format_time(epoch: float) -> str:
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
-    except (OverflowError, OSError, ValueError):
-        return f"{epoch:.0f} (epoch seconds)"
-
-
 def split_fix(message: str) -> tuple[str, str]:
     """``"detail; fix: hint"`` (the GPIO module's style) -> (detail, hint)."""
     detail, sep, hint = message.partition("; fix: ")

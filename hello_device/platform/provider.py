@@ -29,6 +29,7 @@ from hello_device.platform.cache import AgentConfigCache
 from hello_device.platform.client import PlatformClient
 from hello_device.platform.http import Transport
 from hello_device.settings import Settings
+from hello_device.timefmt import format_age, format_time
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +52,6 @@ NEEDS_HUMAN_RETRY_S = 60.0
 than this (or at once on SIGHUP / a changed configuration)."""
 REFRESH_SPACING_S = 5.0
 """Asked-for refreshes (SIGHUP) are at least this far apart: a storm coalesces."""
-
-
-def format_age(seconds: float) -> str:
-    """``42 s``, ``5 min``, ``3 h 12 min``, ``2 d 4 h``; a negative age is "unknown"."""
-    if seconds < 0:
-        return "unknown: the clock is behind the fetch time"
-    s = int(seconds)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
-
-
-def format_time(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 class AgentConfigProvider:
