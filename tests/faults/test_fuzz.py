@@ -58,20 +58,18 @@ from hello_device.logs import MESSAGE_MAX_CHARS
 from hello_device.testing import virtual_time
 from tests.conftest import UNIT
 
-from .harness import KEY, Case, capture_logs, check_logs, is_utf8, run_all, speech_loop, until
-from .mutate import (
+from .corpus import (
     CORPUS,
     DEVICE_TYPES,
     SEED_ENV,
     SERVER_TYPES,
-    Mutation,
     fuzz_seed,
-    mutation,
-    mutations,
     user_transcript,
     valid_audio,
     valid_ping,
 )
+from .harness import KEY, Case, capture_logs, check_logs, is_utf8, run_all, speech_loop, until
+from .mutate import Mutation, mutation, mutations
 
 SCALE_ENV = "HELLO_DEVICE_FUZZ_SCALE"
 SCALE = float(os.environ.get(SCALE_ENV, "1"))
