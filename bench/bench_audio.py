@@ -217,7 +217,12 @@ async def run(args: argparse.Namespace, server: SoundServer) -> None:
         frames.append((time.monotonic(), backend.chunk_entry_time))
 
     problems: list[str] = []
-    task = asyncio.create_task(backend.run(on_frame, lambda p: p and problems.append(p)))
+
+    def on_status(problem: str | None) -> None:
+        if problem:
+            problems.append(problem)
+
+    task = asyncio.create_task(backend.run(on_frame, on_status))
     try:
         await asyncio.wait_for(backend.ready.wait(), 15)
         s = backend.streams

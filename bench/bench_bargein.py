@@ -143,7 +143,7 @@ def envelope_dbfs(x: np.ndarray, rate: int) -> np.ndarray:
     n = rate // 100
     frames = len(x) // n
     rms = np.sqrt(np.mean(x[: frames * n].reshape(frames, n) ** 2, axis=1) + 1e-9)
-    return 20 * np.log10(rms / 32768.0)
+    return np.asarray(20 * np.log10(rms / 32768.0))
 
 
 def sound_span(x: np.ndarray, rate: int) -> tuple[float, float] | None:

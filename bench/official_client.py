@@ -175,9 +175,9 @@ def main() -> int:
         callback_agent_response=responses.append,
         callback_disconnect=lambda details: disconnects.append(details.reason),
     )
-    conversation.start_session()
+    conversation.start_session()  # type: ignore[no-untyped-call]
     audio.finished.wait()
-    conversation.end_session()
+    conversation.end_session()  # type: ignore[no-untyped-call]
     conversation_id = conversation.wait_for_session_end()
     summary = {
         "conversation_id": conversation_id,

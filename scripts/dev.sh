@@ -54,7 +54,7 @@ case "$job" in
   test)
     say "ruff check";  .venv/bin/ruff check .
     say "ruff format"; .venv/bin/ruff format --check .
-    say "mypy";        .venv/bin/mypy hello_device
+    say "mypy";        .venv/bin/mypy  # the package, its tests and the benchmarks (pyproject.toml)
     # In CI the real-audio tests must run, not skip, when no sound server starts.
     [ "${CI:-}" = "true" ] && export HELLO_DEVICE_REQUIRE_SOUND=1
     say "pytest";      exec .venv/bin/python -m pytest ;;

@@ -90,7 +90,7 @@ def envelope(x: np.ndarray, rate: int, ms: int = 10) -> np.ndarray:
     """RMS per ``ms`` window."""
     n = rate * ms // 1000
     frames = len(x) // n
-    return np.sqrt(np.mean(x[: frames * n].reshape(frames, n) ** 2, axis=1) + 1e-9)
+    return np.asarray(np.sqrt(np.mean(x[: frames * n].reshape(frames, n) ** 2, axis=1) + 1e-9))
 
 
 def first_sound(x: np.ndarray, rate: int, threshold_dbfs: float = -45.0) -> float | None:

@@ -69,7 +69,7 @@ def reverb(x: np.ndarray, rt60_s: float) -> np.ndarray:
     ir[: int(0.003 * RATE)] = 0.0
     ir[0] = 1.0
     y = np.convolve(x, ir)[: len(x)]
-    return y * np.sqrt(np.mean(x**2) / np.mean(y**2))
+    return np.asarray(y * np.sqrt(np.mean(x**2) / np.mean(y**2)))
 
 
 def cancel(mic: np.ndarray, far: np.ndarray) -> tuple[np.ndarray, list[float]]:
@@ -148,7 +148,7 @@ def test_unavailable_package_is_reported_not_raised(monkeypatch: pytest.MonkeyPa
     def missing(name: str) -> object:
         raise ImportError(f"No module named {name!r}")
 
-    monkeypatch.setattr(aec.importlib, "import_module", missing)
+    monkeypatch.setattr("hello_device.audio.aec.importlib.import_module", missing)
     module, why = aec._probe.__wrapped__()
     assert module is None and why is not None and "pip install" in why
     monkeypatch.setattr(aec, "_probe", lambda: (None, why))

@@ -19,6 +19,7 @@ from hello_device.audio.backends.pyaudio import (
     PA_OUTPUT_UNDERFLOW,
 )
 from hello_device.audio.backends.pyaudio import backend as pyaudio_backend
+from hello_device.audio.convert import CaptureConverter
 from hello_device.testing.fake_pyaudio import (
     pulse_like,
     sine,
@@ -31,13 +32,13 @@ async def test_callbacks_only_enqueue(monkeypatch: pytest.MonkeyPatch) -> None:
     host = pulse_like()
     backend, _ = make_backend(host)
     feed_threads: set[int] = set()
-    real_feed = pyaudio_backend.CaptureConverter.feed
+    real_feed = CaptureConverter.feed
 
     def spy_feed(self: Any, raw: bytes) -> list[bytes]:
         feed_threads.add(threading.get_ident())
         return real_feed(self, raw)
 
-    monkeypatch.setattr(pyaudio_backend.CaptureConverter, "feed", spy_feed)
+    monkeypatch.setattr(CaptureConverter, "feed", spy_feed)
     async with running(backend) as run:
         await wait_until(lambda: len(run.frames) >= 10)
         stream_threads = host.live("input")[0].thread_ids
@@ -53,7 +54,7 @@ async def test_callbacks_only_enqueue(monkeypatch: pytest.MonkeyPatch) -> None:
     feed_threads.clear()
     backend2, _ = make_backend(host)
     backend2._loop = asyncio.get_running_loop()
-    backend2._converter = pyaudio_backend.CaptureConverter(16000, 1, "mix", 20)
+    backend2._converter = CaptureConverter(16000, 1, "mix", 20)
     monkeypatch.setattr(pyaudio_backend, "np", NoNumpy())
     chunk = sine(440, 16000, 0, 320).tobytes()
     assert backend2._on_input(chunk, 320, {}, 0) == (None, PA_CONTINUE)
@@ -71,7 +72,7 @@ async def test_capture_queue_drops_oldest_when_the_loop_falls_behind() -> None:
     backend._queue_max = 10
     backend._chunks = collections.deque(maxlen=10)
     backend._loop = asyncio.get_running_loop()
-    backend._converter = pyaudio_backend.CaptureConverter(16000, 1, "mix", 20)
+    backend._converter = CaptureConverter(16000, 1, "mix", 20)
     got: list[Frame] = []
     backend._on_frame = got.append
     for i in range(40):  # the loop does not run in between: it has fallen behind

@@ -60,7 +60,7 @@ def feed(
     p: FramePipeline, audio: list[bytes], t0: float = 0.0, **kw: object
 ) -> list[tuple[float, Action]]:
     """Every action with the time of the frame that caused it."""
-    out = []
+    out: list[tuple[float, Action]] = []
     for i, pcm in enumerate(audio):
         now = t0 + (i + 1) * FRAME_MS / 1000
         out.extend((now, a) for a in p.process(pcm, now, **kw))  # type: ignore[arg-type]

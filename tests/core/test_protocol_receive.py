@@ -256,6 +256,7 @@ def test_integers_beyond_64_bits_are_invalid(raw: str, caplog: pytest.LogCapture
     proto = ClientProtocol()
     for kind, body in [("interruption", "interruption_event"), ("ping", "ping_event")]:
         event = one(proto, f'{{"type":"{kind}","{body}":{{"event_id":{raw}}}}}')
+        assert isinstance(event, Ignored)
         assert event == Ignored(kind, "event_id is an integer beyond 64 bits", event.excerpt)
     error = one(proto, f'{{"type":"error","error_event":{{"code":{raw},"message":"m"}}}}')
     assert error == ServerError(None, "m", None, None)
@@ -327,6 +328,7 @@ def test_unknown_type_logged_at_info_once(caplog: pytest.LogCaptureFixture) -> N
     proto = ClientProtocol()
     for _ in range(3):
         event = one(proto, {"type": "brand_new_event", "brand_new_event": {}})
+        assert isinstance(event, Ignored)
         assert event == Ignored("brand_new_event", "unknown type", event.excerpt)
     assert [r.levelno for r in caplog.records] == [logging.INFO, logging.DEBUG, logging.DEBUG]
     assert (proto.ignored_count, proto.malformed_count) == (3, 0)

@@ -4,7 +4,9 @@ cases issue 4 names, complementing the fake-transport tests in test_platform_api
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -15,6 +17,8 @@ from hello_device.platform.cache import AgentConfigCache
 from hello_device.platform.client import PlatformClient
 from hello_device.platform.provider import AgentConfigProvider
 from hello_device.settings import parse_settings
+
+T = TypeVar("T")
 
 KEY = "sk_platform_emulator_key_0000001"
 
@@ -55,8 +59,8 @@ def client_for(
     return PlatformClient(settings.platform, sleep=sleep, monotonic=sleep.monotonic, max_attempts=3)
 
 
-def with_emulator(config: EmulatorConfig, body):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
+def with_emulator(config: EmulatorConfig, body: Callable[[Emulator], Awaitable[T]]) -> T:
+    async def go() -> T:
         async with Emulator(config) as emu:
             return await body(emu)
 

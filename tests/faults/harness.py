@@ -193,7 +193,7 @@ class Case:
                 self.started = time.monotonic()
                 task = asyncio.create_task(self.daemon.run())
                 try:
-                    waits = [self._until_recovered()]
+                    waits: list[Awaitable[None]] = [self._until_recovered()]
                     if during is not None:
                         waits.append(during(self))
                     await asyncio.wait_for(asyncio.gather(*waits), self.limit_s * UNIT)

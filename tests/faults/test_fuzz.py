@@ -356,7 +356,7 @@ class Fuzzing:
                 except ConnectionClosed:
                     raise AssertionError(
                         f"{self.prefix}: the fuzzed conversation closed while mutation "
-                        f"{m.index} went out (ended: {daemon.ended[:1]}): one of the "
+                        f"{m.index} went out (ended: {list(daemon.ended)[:1]}): one of the "
                         "mutations up to this one ended it, see the log"
                     ) from None
                 self.bytes += len(frame)
@@ -370,7 +370,7 @@ class Fuzzing:
                 wait.cancel()
         assert heard.is_set() and daemon.session is session, (
             f"{self.prefix}: the fuzzed conversation did not reach its last message "
-            f"(ended: {daemon.ended[:1]}); see the log for the message that ended it"
+            f"(ended: {list(daemon.ended)[:1]}); see the log for the message that ended it"
         )
         assert not record.finished.is_set(), self.prefix
         self.pings_answered = session.stats.pings

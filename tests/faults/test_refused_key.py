@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def notify(tmp_path: Path) -> NotifySocket:
+def notify(tmp_path: Path) -> Iterator[NotifySocket]:
     s = NotifySocket(tmp_path / "notify.sock")
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 

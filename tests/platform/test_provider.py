@@ -362,8 +362,9 @@ def test_unexpected_transport_failure_never_escapes_boot(
     redactor = RedactFilter()
     redactor.add(KEY)
     redactor.filter(failed[0])
-    assert "Traceback" in (failed[0].exc_text or "") and "ValueError" in failed[0].exc_text
-    assert KEY not in failed[0].exc_text
+    text = failed[0].exc_text or ""
+    assert "Traceback" in text and "ValueError" in text
+    assert KEY not in text
 
 
 def test_invalid_url_is_not_retried() -> None:

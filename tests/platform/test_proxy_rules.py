@@ -39,9 +39,7 @@ from tests.tinyproxy import tinyproxy_executable
 def test_missing_tinyproxy_skips_except_in_ci(
     monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
 ) -> None:
-    from tests import tinyproxy as module
-
-    monkeypatch.setattr(module.shutil, "which", lambda *_a, **_k: None)
+    monkeypatch.setattr("tests.tinyproxy.shutil.which", lambda *_a, **_k: None)
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome, match="tinyproxy is not installed"):
         tinyproxy_executable()
