@@ -46,8 +46,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hello_device.audio import CAPTURE_RATE
-from hello_device.audio.convert import Resampler
 from hello_device.audio.player import Player
+from hello_device.audio.resample import Resampler
 
 __all__ = [
     "PACKAGE",

@@ -6,17 +6,16 @@
 
 Every tone has a raised-cosine attack and release, so the sound starts and ends at zero
 and never clicks; the peak is ``level`` times full scale. Results are cached per
-``(kind, rate, level)`` and returned read-only (push them to the Player as they are).
+``(kind, rate, level)`` as native-endian int16 ``bytes`` (push them to the Player as
+they are). Plain Python: a cue is a few thousand samples, rendered once.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from array import array
 from typing import Final, Literal
-
-import numpy as np
-from numpy.typing import NDArray
 
 __all__ = ["EARCON_KINDS", "EarconKind", "earcon"]
 
@@ -33,7 +32,7 @@ _SEQUENCES: Final[dict[str, tuple[tuple[float, float], ...]]] = {
 }
 
 
-def earcon(kind: EarconKind, rate: int, level: float) -> NDArray[np.int16]:
+def earcon(kind: EarconKind, rate: int, level: float) -> bytes:
     """The ``kind`` cue at ``rate`` Hz, peaking at ``level`` (0..1) of full scale."""
     if kind not in _SEQUENCES:
         raise ValueError(f"unknown earcon {kind!r}; expected one of {', '.join(EARCON_KINDS)}")
@@ -45,27 +44,23 @@ def earcon(kind: EarconKind, rate: int, level: float) -> NDArray[np.int16]:
 
 
 @functools.lru_cache(maxsize=32)
-def _render(kind: str, rate: int, level: float) -> NDArray[np.int16]:
-    parts = [_tone(freq, dur, rate) for freq, dur in _SEQUENCES[kind]]
-    signal = np.concatenate(parts)
-    peak = float(np.max(np.abs(signal)))
-    if peak > 0:
-        signal *= level * 32767.0 / peak
-    out = np.rint(signal).astype(np.int16)
-    out.flags.writeable = False
-    return out
+def _render(kind: str, rate: int, level: float) -> bytes:
+    signal = [x for freq, dur in _SEQUENCES[kind] for x in _tone(freq, dur, rate)]
+    peak = max((abs(x) for x in signal), default=0.0)
+    scale = level * 32767.0 / peak if peak > 0 else 0.0
+    return array("h", [round(x * scale) for x in signal]).tobytes()
 
 
-def _tone(freq: float, duration: float, rate: int) -> NDArray[np.float64]:
+def _tone(freq: float, duration: float, rate: int) -> list[float]:
     n = round(duration * rate)
     if freq <= 0:
-        return np.zeros(n)
-    t = np.arange(n) / rate
-    wave = np.sin(2 * math.pi * freq * t)
+        return [0.0] * n
+    step = 2 * math.pi * freq / rate
+    wave = [math.sin(step * i) for i in range(n)]
     ramp = min(round(_RAMP_S * rate), n // 2)
-    if ramp > 0:
-        # Raised cosine from 0 (first sample) towards 1, mirrored for the release.
-        env = 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
-        wave[:ramp] *= env
-        wave[n - ramp :] *= env[::-1]
+    # Raised cosine from 0 (first sample) towards 1, mirrored for the release.
+    for i in range(ramp):
+        env = 0.5 - 0.5 * math.cos(math.pi * i / ramp)
+        wave[i] *= env
+        wave[n - 1 - i] *= env
     return wave

@@ -6,8 +6,12 @@ place it waits, so :meth:`Player.flush` (barge-in) silences the agent at once.
 
 Threads: :meth:`Player.push`, :meth:`Player.flush`, :meth:`Player.set_rate` and the
 properties are used from the event loop; :meth:`Player.read` runs on the PortAudio
-callback thread. One lock guards the queue; :meth:`Player.read` holds it only to copy at
-most ``n`` samples out, and does the gain work after releasing it. Nothing here logs.
+callback thread. One lock guards the queue; :meth:`Player.read` holds it only to slice
+at most ``n`` samples out, and does the gain work after releasing it. Nothing here logs.
+
+Samples are kept as ``bytes`` and leave as ``bytes``: reads that only copy (almost all)
+are a slice and a join, the fades touch ``fade_ms`` of samples in plain Python, and
+numpy is loaded only for a volume other than 0 and 1 (:mod:`hello_device.audio.gain`).
 
 Shaping of the output, so that nothing clicks:
 
@@ -27,14 +31,18 @@ from __future__ import annotations
 import math
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
-from typing import Final
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Final
 
 from hello_device.core.level import sum_squares
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+Gain = Callable[[bytes, float], bytes]
 
 __all__ = ["MAX_VOLUME", "SILENCE_DBFS", "UNDERRUN_GAP_S", "Player"]
 
@@ -51,10 +59,11 @@ _RING = 256  # per-read level entries kept for level_dbfs()
 _FULL_SCALE = 32768.0
 
 
-def _fade_down(m: int, start_gain: float = 1.0) -> NDArray[np.float32]:
+def _fade_down(m: int, start_gain: float = 1.0) -> tuple[float, ...]:
     """``m`` gains falling from just under ``start_gain`` to just above 0 (raised cosine)."""
-    i = np.arange(1, m + 1, dtype=np.float64)
-    return (start_gain * (0.5 + 0.5 * np.cos(np.pi * i / (m + 1)))).astype(np.float32)
+    return tuple(
+        start_gain * (0.5 + 0.5 * math.cos(math.pi * i / (m + 1))) for i in range(1, m + 1)
+    )
 
 
 class Player:
@@ -81,17 +90,19 @@ class Player:
         self.fade_ms: Final = float(fade_ms)
         self._clock = clock
         self._lock = threading.Lock()
-        # Queue: whole chunks; _head is the read position inside the first one.
-        self._chunks: deque[NDArray[np.int16]] = deque()
+        # Queue: whole chunks of int16 bytes; _head is the read position (in samples)
+        # inside the first one.
+        self._chunks: deque[bytes] = deque()
         self._head = 0
         self._queued = 0
         self._streaming = False  # the last read took queued audio and did not run dry
         self._fade_pos = 0  # fade-in samples applied so far in this stream
-        self._fadeout: NDArray[np.float32] | None = None  # left by flush(), pre-shaped
+        self._fadeout: array[int] | None = None  # left by flush(), pre-shaped
         self._fadeout_pos = 0
         self._dry_at: float | None = None  # when a playing stream ran dry
         self._last_read_audio = False
         self._volume = 1.0
+        self._gain: Gain | None = None
         self.volume = volume
         self.underruns = 0
         """Mid-stream starvations (see the class docstring)."""
@@ -99,17 +110,14 @@ class Player:
         """Samples output so far that came from the queue (including fade-outs)."""
         self.samples_pushed = 0
         """Samples accepted by :meth:`push` so far."""
-        # Reader-owned scratch buffers (only read() touches them).
-        self._i16: NDArray[np.int16] = np.zeros(0, dtype=np.int16)
-        self._f32: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
-        self._silence = b""
+        self._silence = b""  # reader-owned
         # Level ring: (sum of squares, sample count) per read; slots replaced atomically.
         self._ring: list[tuple[float, int]] = [(0.0, 0)] * _RING
         self._ring_pos = 0
         self._rate = 0
         self._fade_len = 0
-        self._ramp_up: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
-        self._ramp_down: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+        self._ramp_up: tuple[float, ...] = ()
+        self._ramp_down: tuple[float, ...] = ()
         self.set_rate(rate)
 
     # --- configuration -----------------------------------------------------------------
@@ -125,7 +133,7 @@ class Player:
             raise ValueError(f"rate must be a positive integer, not {rate!r}")
         fade_len = round(self.fade_ms * rate / 1000)
         ramp_down = _fade_down(fade_len)
-        ramp_up = ramp_down[::-1].copy()
+        ramp_up = ramp_down[::-1]
         with self._lock:
             self._rate = rate
             self._fade_len = fade_len
@@ -149,33 +157,34 @@ class Player:
     def volume(self, value: float) -> None:
         if not 0.0 <= value <= MAX_VOLUME:  # also rejects NaN
             raise ValueError(f"volume must be between 0 and {MAX_VOLUME}, not {value!r}")
+        if value not in (0.0, 1.0) and self._gain is None:
+            # Loaded here, on the event loop, never on the audio thread.
+            from hello_device.audio.gain import apply_gain
+
+            self._gain = apply_gain
         self._volume = float(value)
 
     # --- event-loop side -----------------------------------------------------------------
 
-    def push(self, pcm: NDArray[np.int16] | bytes | bytearray | memoryview) -> None:
-        """Queue samples at :attr:`rate` (int16 array, or little-endian int16 bytes).
-
-        Writable arrays are copied; read-only arrays and ``bytes`` are queued as they are
-        (do not change them afterwards). An odd trailing byte is ignored.
-        """
+    def push(self, pcm: bytes | bytearray | memoryview | NDArray[np.int16]) -> None:
+        """Queue samples at :attr:`rate` (native-endian int16 bytes, or an int16 array,
+        copied). An odd trailing byte is ignored."""
         if isinstance(pcm, bytes | bytearray | memoryview):
             data = pcm if isinstance(pcm, bytes) else bytes(pcm)
-            samples: NDArray[np.int16] = np.frombuffer(data, dtype=np.int16, count=len(data) // 2)
+            if len(data) % 2:
+                data = data[:-1]
         else:
-            samples = np.asarray(pcm)
-            if samples.dtype != np.int16:
-                raise TypeError(f"Player.push needs int16 samples, not {samples.dtype}")
-            samples = samples.reshape(-1)
-            if samples.flags.writeable or not samples.flags.c_contiguous:
-                samples = samples.copy()
-        if len(samples) == 0:
+            if pcm.dtype != "int16":
+                raise TypeError(f"Player.push needs int16 samples, not {pcm.dtype}")
+            data = pcm.tobytes()
+        count = len(data) // 2
+        if count == 0:
             return
         now = self._clock()
         with self._lock:
-            self._chunks.append(samples)
-            self._queued += len(samples)
-            self.samples_pushed += len(samples)
+            self._chunks.append(data)
+            self._queued += count
+            self.samples_pushed += count
             if self._dry_at is not None:
                 if now - self._dry_at <= UNDERRUN_GAP_S:
                     self.underruns += 1
@@ -192,20 +201,18 @@ class Player:
             fade = 0
             if self._streaming and queued and self._fade_len:
                 fade = min(self._fade_len, queued)
-                tail = np.empty(fade, dtype=np.float32)
-                got, start = 0, self._head
+                tail = array("h")
+                start = self._head
                 for chunk in self._chunks:
-                    take = min(len(chunk) - start, fade - got)
-                    tail[got : got + take] = chunk[start : start + take]
-                    got += take
+                    tail.frombytes(chunk[2 * start : 2 * (start + fade - len(tail))])
                     start = 0
-                    if got == fade:
+                    if len(tail) == fade:
                         break
                 # Continue from the current fade-in gain, if the fade-in is not over.
                 pos = self._fade_pos
-                gain = float(self._ramp_up[pos]) if pos < self._fade_len else 1.0
-                tail *= _fade_down(fade, gain)
-                self._fadeout = tail
+                gain = self._ramp_up[pos] if pos < self._fade_len else 1.0
+                down = _fade_down(fade, gain)
+                self._fadeout = array("h", [round(x * g) for x, g in zip(tail, down, strict=True)])
                 self._fadeout_pos = 0
             self._chunks.clear()
             self._head = 0
@@ -273,14 +280,10 @@ class Player:
             if len(self._silence) != 2 * n:
                 self._silence = bytes(2 * n)
             return self._silence
-        if len(self._i16) < n:
-            self._i16 = np.zeros(n, dtype=np.int16)
-            self._f32 = np.zeros(n, dtype=np.float32)
-        i16 = self._i16
         now = self._clock()
         fade_in_start = fade_in_len = 0
         dry_fade = 0
-        fadeout: NDArray[np.float32] | None = None
+        parts: list[bytes] = []
         with self._lock:
             ramp_up = self._ramp_up
             ramp_down = self._ramp_down
@@ -288,7 +291,7 @@ class Player:
                 # The read after a flush: what flush() left, then silence.
                 pos = self._fadeout_pos
                 k = min(n, len(self._fadeout) - pos)
-                fadeout = self._fadeout[pos : pos + k]
+                parts.append(self._fadeout[pos : pos + k].tobytes())
                 self._fadeout_pos = pos + k
                 if self._fadeout_pos >= len(self._fadeout):
                     self._fadeout = None
@@ -298,10 +301,11 @@ class Player:
                 while k < n and chunks:
                     chunk = chunks[0]
                     head = self._head
-                    take = min(len(chunk) - head, n - k)
-                    i16[k : k + take] = chunk[head : head + take]
+                    size = len(chunk) // 2
+                    take = min(size - head, n - k)
+                    parts.append(chunk if take == size else chunk[2 * head : 2 * (head + take)])
                     k += take
-                    if head + take == len(chunk):
+                    if head + take == size:
                         chunks.popleft()
                         self._head = 0
                     else:
@@ -329,37 +333,36 @@ class Player:
                 self._silence = bytes(2 * n)
             return self._silence
 
+        out = parts[0] if len(parts) == 1 else b"".join(parts)
+        if fade_in_len or dry_fade:
+            out = _faded(
+                out, ramp_up[fade_in_start : fade_in_start + fade_in_len], dry_fade, ramp_down
+            )
         volume = self._volume
-        if fadeout is None and not fade_in_len and not dry_fade and volume == 1.0:
-            # Queued audio as it is (most reads while the agent talks): one copy out,
-            # the level from a C call.
-            if k < n:
-                i16[k:n] = 0
-            out = i16[:n].tobytes()
-            self._record_level(sum_squares(out), n)
-            return out
-        # Shaped: a fade or a gain, in float32, rounded and saturated back to int16.
-        f = self._f32[:k]
-        if fadeout is not None:
-            np.copyto(f, fadeout)
-        else:
-            np.copyto(f, i16[:k], casting="unsafe")
-            if fade_in_len > 0:
-                f[:fade_in_len] *= ramp_up[fade_in_start : fade_in_start + fade_in_len]
-            if dry_fade > 0:
-                down = ramp_down if dry_fade == len(ramp_down) else _fade_down(dry_fade)
-                f[k - dry_fade :] *= down
         if volume != 1.0:
-            f *= np.float32(volume)
-        np.rint(f, out=f)
-        np.clip(f, -32768.0, 32767.0, out=f)
-        np.copyto(i16[:k], f, casting="unsafe")
+            gain = self._gain
+            out = gain(out, volume) if gain is not None and volume else bytes(len(out))
         if k < n:
-            i16[k:n] = 0
-        self._record_level(float(np.dot(f, f)), n)
-        return i16[:n].tobytes()
+            out += bytes(2 * (n - k))
+        self._record_level(sum_squares(out), n)
+        return out
 
     def _record_level(self, sumsq: float, n: int) -> None:
         pos = self._ring_pos
         self._ring[pos] = (sumsq, n)
         self._ring_pos = (pos + 1) % _RING
+
+
+def _faded(pcm: bytes, up: tuple[float, ...], dry: int, ramp_down: tuple[float, ...]) -> bytes:
+    """``pcm`` with its first ``len(up)`` samples faded in and its last ``dry`` faded out
+    (both where they overlap), rounded half to even."""
+    a = array("h")
+    a.frombytes(pcm)
+    k = len(a)
+    lo = k - dry
+    down = ramp_down if dry == len(ramp_down) else _fade_down(dry)
+    for i, g in enumerate(up):
+        a[i] = round(a[i] * (g * down[i - lo] if i >= lo else g))
+    for i in range(max(lo, len(up)), k):
+        a[i] = round(a[i] * down[i - lo])
+    return a.tobytes()

@@ -6,6 +6,9 @@
 larger than the file (a recording cut short, or a streaming header) is read up to the
 end of the file.
 
+:func:`read_wav_pcm` returns the same as interleaved int16 bytes, without numpy for
+16-bit PCM (the file backend's common case).
+
 :class:`WavWriter` writes 16-bit PCM. Its header is rewritten on :meth:`WavWriter.close`,
 on :meth:`WavWriter.flush_header`, and every ``header_every_s`` seconds of audio, so a
 file cut short by a killed process is still valid up to the last update.
@@ -17,12 +20,13 @@ import os
 import struct
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
-import numpy as np
-from numpy.typing import NDArray
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
-__all__ = ["WavWriter", "read_wav"]
+__all__ = ["WavWriter", "read_wav", "read_wav_pcm"]
 
 _PCM: Final = 0x0001
 _FLOAT: Final = 0x0003
@@ -36,6 +40,24 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[NDArray[np.int16], int]:
     this can decode; both name the file.
     """
     p = Path(path)
+    fmt, data = _parse(p)
+    return _samples(p, fmt, data), fmt[2]
+
+
+def read_wav_pcm(path: str | os.PathLike[str]) -> tuple[bytes, int, int]:
+    """A WAV file as interleaved native-endian int16 bytes, its rate and channel count
+    (errors as :func:`read_wav`)."""
+    p = Path(path)
+    fmt, data = _parse(p)
+    tag, channels, rate, bits = fmt
+    if tag == _PCM and bits == 16 and channels >= 1 and rate >= 1:
+        return bytes(data[: len(data) - len(data) % (2 * channels)]), rate, channels
+    samples = _samples(p, fmt, data)
+    return samples.tobytes(), rate, channels
+
+
+def _parse(p: Path) -> tuple[tuple[int, int, int, int], memoryview]:
+    """The (tag, channels, rate, bits) of a WAV file and its data chunk."""
     with p.open("rb") as f:
         buf = bytearray(os.fstat(f.fileno()).st_size)
         size = f.readinto(buf)
@@ -60,12 +82,14 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[NDArray[np.int16], int]:
             if fmt is None:
                 raise ValueError(f"{p}: WAV data chunk comes before its fmt chunk")
             end = min(body + chunk_size, len(buf))
-            return _samples(p, fmt, memoryview(buf)[body:end]), fmt[2]
+            return fmt, memoryview(buf)[body:end]
         pos = body + chunk_size + (chunk_size & 1)
     raise ValueError(f"{p}: WAV file has no {'data' if fmt else 'fmt'} chunk")
 
 
 def _samples(p: Path, fmt: tuple[int, int, int, int], data: memoryview) -> NDArray[np.int16]:
+    import numpy as np
+
     tag, channels, rate, bits = fmt
     if channels < 1 or rate < 1:
         raise ValueError(f"{p}: WAV header claims {channels} channels at {rate} Hz")
@@ -145,10 +169,10 @@ class WavWriter:
         f = self._file
         if f is None:
             raise ValueError(f"{self.path}: write to a closed WavWriter")
-        if isinstance(pcm, np.ndarray):
-            data = pcm.astype("<i2", copy=False).tobytes()
-        else:
+        if isinstance(pcm, bytes | bytearray | memoryview):
             data = bytes(pcm)
+        else:
+            data = pcm.astype("<i2", copy=False).tobytes()
         if self._partial:
             data = self._partial + data
         whole = len(data) - len(data) % self._block

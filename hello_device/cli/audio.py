@@ -271,8 +271,8 @@ async def _audio_test(
 ) -> int:
     from hello_device.audio.backends.base import Frame
     from hello_device.audio.backends.pyaudio import PyAudioBackend
-    from hello_device.audio.convert import Resampler
     from hello_device.audio.player import Player
+    from hello_device.audio.resample import Resampler
 
     player = Player(16000, volume=audio.volume)
     backend = PyAudioBackend(audio, player, pyaudio_factory=factory)

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from hello_device.audio.earcons import EARCON_KINDS, EarconKind, earcon
+from hello_device.audio.earcons import EARCON_KINDS, EarconKind
+from hello_device.audio.earcons import earcon as earcon_bytes
+
+
+def earcon(kind: EarconKind, rate: int, level: float) -> NDArray[np.int16]:
+    """The cue as samples."""
+    return np.frombuffer(earcon_bytes(kind, rate, level), dtype=np.int16)
+
 
 RATES = [16000, 22050, 44100, 48000]
 DURATION_MS = {"listen": 120, "end": 150, "error": 300}
@@ -62,12 +69,11 @@ def test_error_is_two_low_beeps() -> None:
     assert dominant_hz(x, rate) < 500
 
 
-def test_cached_and_read_only() -> None:
-    a = earcon("listen", 16000, 0.3)
-    assert earcon("listen", 16000, 0.3) is a
-    assert earcon("listen", 16000, 0.31) is not a
-    with pytest.raises(ValueError):
-        a[0] = 1
+def test_cached_and_immutable() -> None:
+    a = earcon_bytes("listen", 16000, 0.3)
+    assert isinstance(a, bytes)  # immutable: safe to share between pushes
+    assert earcon_bytes("listen", 16000, 0.3) is a
+    assert earcon_bytes("listen", 16000, 0.31) is not a
 
 
 def test_level_zero_is_silent() -> None:
@@ -80,4 +86,4 @@ def test_level_zero_is_silent() -> None:
 )
 def test_rejects_bad_arguments(kind: str, rate: int, level: float) -> None:
     with pytest.raises(ValueError):
-        earcon(kind, rate, level)  # type: ignore[arg-type]
+        earcon_bytes(kind, rate, level)  # type: ignore[arg-type]
