@@ -375,7 +375,54 @@ FIGURES: list[tuple[str, Callable[[Run], float], str]] = [
 ]
 
 
-def summary(runs: list[Run], seconds: float, costs: dict[str, tuple[float, float]]) -> None:
+FLOOR_CHILD = """
+import asyncio, os, sys, time
+async def main(port, seconds):
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    payload = os.urandom(900)  # one 20 ms user_audio_chunk message with its framing
+    count = int(seconds / 0.02)
+    start = loop.time()
+    state = [0]
+    def tick():
+        writer.transport.write(payload)
+        state[0] += 1
+        if state[0] >= count:
+            done.set_result(None)
+        else:
+            loop.call_at(start + (state[0] + 1) * 0.02, tick)
+    loop.call_at(start + 0.02, tick)
+    await done
+    writer.close()
+asyncio.run(main(int(sys.argv[1]), float(sys.argv[2])))
+print(time.process_time())
+"""
+
+
+async def floor_cpu_s(seconds: float) -> float:
+    """Whole-process CPU seconds of the floor: a bare Python process whose asyncio loop
+    wakes every 20 ms for ``seconds`` and writes one 900-byte frame to loopback TCP
+    (what any client sending 20 ms frames pays before doing anything with them)."""
+
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(sink, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FLOOR_CHILD, str(port), str(seconds), stdout=subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    server.close()
+    return float(out.decode().strip())
+
+
+def summary(
+    runs: list[Run], seconds: float, costs: dict[str, tuple[float, float]], floor_s: float
+) -> None:
     a = [r for r in runs if r.side == "daemon"]
     b = [r for r in runs if r.side == "official"]
     print()
@@ -393,6 +440,11 @@ def summary(runs: list[Run], seconds: float, costs: dict[str, tuple[float, float
     print(
         f"goal (issue 12, 60 s): CPU ratio <= 0.80 (now {cpu_ratio:.2f}), "
         f"daemon peak RSS <= 45 MB (now {rss:.1f})"
+    )
+    official = median(r.usage.cpu_s for r in b)
+    print(
+        f"floor: a bare process waking every 20 ms for {seconds:.0f} s to write one frame: "
+        f"{floor_s:.2f} CPU s = {floor_s / official:.2f}x the official client's whole run"
     )
     print()
     print(f"{'imports alone (python -c, median)':<70} {'CPU s':>6} {'peak MB':>8}")
@@ -416,7 +468,7 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> int:
             run = await run_side(side, f"{i + 1}{letter}", tmp, input_wav, args.seconds)
             runs.append(run)
             print(row(run), flush=True)
-    summary(runs, args.seconds, costs)
+    summary(runs, args.seconds, costs, await floor_cpu_s(args.seconds))
     failed = [r for r in runs if r.problems]
     if failed:
         print(f"\n{len(failed)} run(s) had problems: see PROBLEM above")
