@@ -105,6 +105,30 @@ def test_importing_the_core_loads_no_io_module() -> None:
     assert not io, f"importing the core loads {io}"
 
 
+def test_the_16_khz_daemon_path_loads_no_numpy() -> None:
+    """A Pi Zero 2 W has 512 MB: numpy (~15 MB) is loaded only where rates differ."""
+    probe = (
+        "import json, sys\n"
+        "import hello_device.cli.run, hello_device.daemon, hello_device.audio.backends.file\n"
+        "from hello_device.audio.convert import AgentDecoder, CaptureConverter, MicEncoder\n"
+        "from hello_device.audio.earcons import earcon\n"
+        "from hello_device.audio.player import Player\n"
+        "from hello_device.core.formats import AudioFormat\n"
+        "pcm = AudioFormat.parse('pcm_16000')\n"
+        "p = Player(16000)\n"
+        "p.push(AgentDecoder(pcm, 16000).decode(b'\\x01\\x00' * 800))\n"
+        "p.push(earcon('listen', 16000, 0.5))\n"
+        "p.read(320); p.flush(); p.read(320)\n"
+        "CaptureConverter(16000, 1, 'mix', 20).feed(bytes(1000))\n"
+        "MicEncoder(pcm).encode(bytes(640))\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'soxr'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) == []
+
+
 def test_no_module_is_too_long() -> None:
     long = {
         str(p.relative_to(REPO)): n
