@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import queue
 import signal
 import socket
 import subprocess
@@ -26,60 +25,12 @@ from hello_device.daemon import Daemon
 from hello_device.emulator import Emulator, EmulatorConfig
 from hello_device.logs import setup_logging
 from hello_device.systemd import Notifier
+from hello_device.testing.notify import NotifySocket
 from tests.conftest import UNIT
 from tests.e2e import make_settings, silence_wav
 from tests.soundserver import SoundServer, sound_server  # noqa: F401
 
 KEY = "sk_service_test_key_0123456789"
-
-
-class NotifySocket:
-    """A bound AF_UNIX datagram socket read continuously, as systemd's is (an unread
-    socket fills up and blocks the sender)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.messages: list[str] = []
-        self._inbox: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except OSError:
-                return
-            self._inbox.put(data.decode())
-
-    def receive_until(self, predicate: Any, timeout: float = 10.0) -> list[str]:
-        """Collect datagrams until ``predicate(message)`` holds for one; bounded."""
-        deadline = time.monotonic() + timeout * UNIT
-        while True:
-            try:
-                message = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no matching notification; got {self.messages}") from None
-            self.messages.append(message)
-            if predicate(message):
-                return self.messages
-
-    def drain(self) -> list[str]:
-        """Everything received so far, without waiting; clears the list."""
-        while True:
-            try:
-                self.messages.append(self._inbox.get_nowait())
-            except queue.Empty:
-                break
-        out, self.messages = self.messages, []
-        return out
-
-    def close(self) -> None:
-        self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self._reader.join(2)
 
 
 class LogEvent(logging.Handler):
@@ -108,7 +59,7 @@ class LogEvent(logging.Handler):
 
 @pytest.fixture
 def notify(tmp_path: Path) -> Iterator[NotifySocket]:
-    s = NotifySocket(tmp_path / "notify.sock")
+    s = NotifySocket(tmp_path / "notify.sock", time_scale=UNIT)
     yield s
     s.close()
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from hello_device.emulator import EmulatorConfig
+from hello_device.testing.notify import NotifySocket
 from tests.conftest import UNIT
-from tests.daemon.test_service import KEY, EmulatorThread, NotifySocket, start_daemon, write_config
+from tests.daemon.test_service import KEY, EmulatorThread, start_daemon, write_config
 
 RIGHT_KEY = "sk_the_right_key_999999999999"
 OBSERVE_S = 4.0
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def notify(tmp_path: Path) -> Iterator[NotifySocket]:
-    s = NotifySocket(tmp_path / "notify.sock")
+    s = NotifySocket(tmp_path / "notify.sock", time_scale=UNIT)
     yield s
     s.close()
 

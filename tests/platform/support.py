@@ -1,5 +1,6 @@
-"""What the platform tests share: settings, a scripted transport, a virtual clock, a local
-HTTP server, and builders for the client, cache and provider."""
+"""What the platform tests share: settings, a virtual clock, a local HTTP server, and
+builders for the client, cache and provider (the scripted transport ships in
+:mod:`hello_device.testing.transport`)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,6 @@ from hello_device.core.agent_profile import (
 )
 from hello_device.platform.cache import AgentConfigCache
 from hello_device.platform.client import PlatformClient
-from hello_device.platform.http import (
-    HttpResponse,
-)
 from hello_device.platform.provider import (
     AgentConfigProvider,
 )
@@ -31,6 +29,7 @@ from hello_device.settings import (
     Secret,
     Settings,
 )
+from hello_device.testing.transport import ScriptedTransport
 from tests.conftest import UNIT
 
 KEY = "sk_test_PLATFORM_0123456789abcdefSECRET"
@@ -58,43 +57,6 @@ def settings_with(tmp_path: Path, **platform: Any) -> Settings:
     from hello_device.settings import StateSettings
 
     return Settings(platform=psettings(**platform), state=StateSettings(dir=str(tmp_path / "st")))
-
-
-def jresp(status: int, body: Any, headers: dict[str, str] | None = None) -> HttpResponse:
-    hdrs = {"Content-Type": "application/json"}
-    hdrs.update(headers or {})
-    return HttpResponse(status, hdrs, json.dumps(body).encode())
-
-
-class FakeTransport:
-    """Plays a script of answers (HttpResponse) and failures (exceptions), in order."""
-
-    def __init__(self, *script: HttpResponse | BaseException) -> None:
-        self.script = list(script)
-        self.calls: list[tuple[str, str, dict[str, str], float, float]] = []
-
-    def add(self, *items: HttpResponse | BaseException) -> None:
-        self.script.extend(items)
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        connect_timeout: float,
-        read_timeout: float,
-    ) -> HttpResponse:
-        self.calls.append((method, url, dict(headers), connect_timeout, read_timeout))
-        if not self.script:
-            raise ConnectionRefusedError(111, "Connection refused")
-        item = self.script.pop(0)
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    @property
-    def urls(self) -> list[str]:
-        return [c[1] for c in self.calls]
 
 
 class FakeSleep:
@@ -286,7 +248,7 @@ def cache_for(tmp_path: Path, clock: FakeClock | None = None) -> AgentConfigCach
 
 def provider(
     tmp_path: Path,
-    t: FakeTransport,
+    t: ScriptedTransport,
     clock: FakeClock | None = None,
     sleep: FakeSleep | None = None,
     on_change: Callable[[AgentConfigProvider], None] | None = None,

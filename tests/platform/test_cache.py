@@ -16,14 +16,13 @@ from hello_device.platform.cache import AgentConfigCache
 from hello_device.platform.provider import (
     AgentConfigProvider,
 )
+from hello_device.testing.transport import ScriptedTransport, json_response
 from tests.platform.support import (
     AGENT,
     AGENT_CONFIG,
     FakeClock,
-    FakeTransport,
     cache_for,
     client,
-    jresp,
     run,
     settings_with,
 )
@@ -118,7 +117,9 @@ def test_corrupt_cache_readonly_mode_keeps_file(
 
 def test_cache_never_holds_a_signed_url(tmp_path: Path) -> None:
     async def scenario() -> None:
-        t = FakeTransport(jresp(200, AGENT_CONFIG), jresp(200, {"signed_url": SIGNED}))
+        t = ScriptedTransport(
+            json_response(200, AGENT_CONFIG), json_response(200, {"signed_url": SIGNED})
+        )
         c = client(t)
         p = AgentConfigProvider(settings_with(tmp_path), c, cache_for(tmp_path))
         await p.boot()

@@ -30,6 +30,7 @@ from hello_device.platform.http import (
     Headers,
     HttpResponse,
 )
+from hello_device.testing.transport import ScriptedTransport, json_response
 from tests.conftest import UNIT
 from tests.platform.support import (
     AGENT,
@@ -37,11 +38,9 @@ from tests.platform.support import (
     BASE,
     KEY,
     FakeSleep,
-    FakeTransport,
     LocalServer,
     client,
     fails,
-    jresp,
     real_client,
     run,
 )
@@ -50,7 +49,7 @@ from tests.platform.support import (
 
 
 def test_fetch_success_sends_key_and_user_agent() -> None:
-    t = FakeTransport(jresp(200, AGENT_CONFIG))
+    t = ScriptedTransport(json_response(200, AGENT_CONFIG))
     raw = run(client(t).fetch_agent_config())
     assert raw == AGENT_CONFIG
     method, url, headers, connect_t, read_t = t.calls[0]
@@ -62,7 +61,7 @@ def test_fetch_success_sends_key_and_user_agent() -> None:
 
 
 def test_bearer_header_and_base_url_with_slash() -> None:
-    t = FakeTransport(jresp(200, {}))
+    t = ScriptedTransport(json_response(200, {}))
     run(client(t, auth_header="bearer", api_base_url=BASE + "/").fetch_agent_config())
     _, url, headers, _, _ = t.calls[0]
     assert url == f"{BASE}/v1/convai/agents/{AGENT}"
@@ -73,7 +72,9 @@ def test_bearer_header_and_base_url_with_slash() -> None:
 @pytest.mark.parametrize("status", [401, 403])
 def test_refused_key_is_auth_error_without_retry(status: int) -> None:
     sleep = FakeSleep()
-    t = FakeTransport(jresp(status, {"detail": {"status": "invalid_api_key", "message": "bad"}}))
+    t = ScriptedTransport(
+        json_response(status, {"detail": {"status": "invalid_api_key", "message": "bad"}})
+    )
     exc = fails(AuthError, client(t, sleep).fetch_agent_config())
     assert str(exc).startswith(f"the platform refused the API key (HTTP {status})")
     assert "invalid_api_key: bad" in str(exc)
@@ -82,14 +83,14 @@ def test_refused_key_is_auth_error_without_retry(status: int) -> None:
 
 
 def test_refused_without_key_says_no_key() -> None:
-    t = FakeTransport(jresp(401, {"detail": "Unauthorized"}))
+    t = ScriptedTransport(json_response(401, {"detail": "Unauthorized"}))
     exc = fails(AuthError, client(t, api_key=None).fetch_agent_config())
     assert "no API key is configured" in str(exc)
     assert "xi-api-key" not in t.calls[0][2]
 
 
 def test_404_is_agent_not_found() -> None:
-    t = FakeTransport(jresp(404, {"detail": "Agent not found"}))
+    t = ScriptedTransport(json_response(404, {"detail": "Agent not found"}))
     exc = fails(AgentNotFoundError, client(t).fetch_agent_config())
     assert str(exc).startswith(f"no agent with id {AGENT} at api.example.test")
     assert "Agent not found" in str(exc)
@@ -97,7 +98,7 @@ def test_404_is_agent_not_found() -> None:
 
 
 def test_404_html_hints_at_base_url() -> None:
-    t = FakeTransport(HttpResponse(404, {"Content-Type": "text/html"}, b"<html>nginx</html>"))
+    t = ScriptedTransport(HttpResponse(404, {"Content-Type": "text/html"}, b"<html>nginx</html>"))
     exc = fails(AgentNotFoundError, client(t).fetch_agent_config())
     assert "is api_base_url right?" in str(exc)
     assert "nginx" not in str(exc)
@@ -122,7 +123,7 @@ def test_404_html_hints_at_base_url() -> None:
     ],
 )
 def test_other_4xx_quote_the_detail(status: int, body: Any, expected: str) -> None:
-    t = FakeTransport(jresp(status, body))
+    t = ScriptedTransport(json_response(status, body))
     exc = fails(PlatformError, client(t).fetch_agent_config())
     assert type(exc) is PlatformError
     assert f"(HTTP {status})" in str(exc)
@@ -132,15 +133,16 @@ def test_other_4xx_quote_the_detail(status: int, body: Any, expected: str) -> No
 
 
 def test_key_echoed_by_the_server_is_redacted() -> None:
-    t = FakeTransport(jresp(400, {"detail": f"key {KEY} is not valid here"}))
+    t = ScriptedTransport(json_response(400, {"detail": f"key {KEY} is not valid here"}))
     exc = fails(PlatformError, client(t).fetch_agent_config())
     assert "key *** is not valid" in str(exc)
 
 
 def test_429_honours_retry_after_seconds() -> None:
     sleep = FakeSleep()
-    t = FakeTransport(
-        jresp(429, {"detail": "slow down"}, {"Retry-After": "7"}), jresp(200, AGENT_CONFIG)
+    t = ScriptedTransport(
+        json_response(429, {"detail": "slow down"}, {"Retry-After": "7"}),
+        json_response(200, AGENT_CONFIG),
     )
     assert run(client(t, sleep).fetch_agent_config()) == AGENT_CONFIG
     assert sleep.delays == [7.0]
@@ -149,14 +151,14 @@ def test_429_honours_retry_after_seconds() -> None:
 def test_429_honours_retry_after_http_date() -> None:
     sleep = FakeSleep()
     when = formatdate(time.time() + 12, usegmt=True)
-    t = FakeTransport(jresp(429, {}, {"retry-after": when}), jresp(200, {}))
+    t = ScriptedTransport(json_response(429, {}, {"retry-after": when}), json_response(200, {}))
     run(client(t, sleep).fetch_agent_config())
     assert len(sleep.delays) == 1 and 9.0 <= sleep.delays[0] <= 12.0
 
 
 def test_retry_after_too_long_gives_up_at_once() -> None:
     sleep = FakeSleep()
-    t = FakeTransport(jresp(503, {}, {"Retry-After": "3600"}), jresp(200, {}))
+    t = ScriptedTransport(json_response(503, {}, {"Retry-After": "3600"}), json_response(200, {}))
     exc = fails(PlatformUnavailable, client(t, sleep).fetch_agent_config())
     assert isinstance(exc, PlatformUnavailable) and exc.retry_after == 3600.0
     assert sleep.delays == [] and len(t.calls) == 1
@@ -164,7 +166,7 @@ def test_retry_after_too_long_gives_up_at_once() -> None:
 
 def test_500_then_success() -> None:
     sleep = FakeSleep()
-    t = FakeTransport(jresp(500, {"detail": "boom"}), jresp(200, AGENT_CONFIG))
+    t = ScriptedTransport(json_response(500, {"detail": "boom"}), json_response(200, AGENT_CONFIG))
     assert run(client(t, sleep).fetch_agent_config()) == AGENT_CONFIG
     assert len(t.calls) == 2
     assert len(sleep.delays) == 1 and 0.0 <= sleep.delays[0] <= 0.5
@@ -172,12 +174,12 @@ def test_500_then_success() -> None:
 
 def test_5xx_and_network_errors_exhaust_retries_with_growing_backoff() -> None:
     sleep = FakeSleep()
-    t = FakeTransport(
+    t = ScriptedTransport(
         HttpResponse(502, {"Content-Type": "text/html"}, b"<html>bad gateway</html>"),
         ConnectionResetError(104, "Connection reset by peer"),
         TimeoutError("timed out"),
         socket.gaierror(-2, "Name or service not known"),
-        jresp(503, {"detail": "maintenance"}),
+        json_response(503, {"detail": "maintenance"}),
     )
     exc = fails(PlatformUnavailable, client(t, sleep, max_attempts=5).fetch_agent_config())
     assert len(t.calls) == 5 and len(sleep.delays) == 4
@@ -189,13 +191,13 @@ def test_5xx_and_network_errors_exhaust_retries_with_growing_backoff() -> None:
 
 
 def test_network_error_message_is_short_and_clear() -> None:
-    t = FakeTransport(ConnectionRefusedError(111, "Connection refused"))
+    t = ScriptedTransport(ConnectionRefusedError(111, "Connection refused"))
     exc = fails(PlatformUnavailable, client(t, max_attempts=1).fetch_agent_config())
     assert str(exc) == "cannot reach api.example.test: connection refused"
 
 
 def test_html_instead_of_json() -> None:
-    t = FakeTransport(
+    t = ScriptedTransport(
         HttpResponse(
             200, {"content-type": "text/html; charset=utf-8"}, b"<!DOCTYPE html><html>portal</html>"
         )
@@ -224,20 +226,20 @@ def test_truncated_body_is_a_cut_short_answer_not_bad_json(server: LocalServer) 
 
 
 def test_bad_json_and_non_object() -> None:
-    t = FakeTransport(HttpResponse(200, {"Content-Type": "application/json"}, b'{"a": '))
+    t = ScriptedTransport(HttpResponse(200, {"Content-Type": "application/json"}, b'{"a": '))
     exc = fails(PlatformError, client(t).fetch_agent_config())
     assert "malformed JSON at line 1 (HTTP 200, 6 bytes)" in str(exc)
     assert "api_base_url" not in str(exc)  # a JSON answer: the server is the right kind
-    t = FakeTransport(HttpResponse(200, {"Content-Type": "text/plain"}, b"hello"))
+    t = ScriptedTransport(HttpResponse(200, {"Content-Type": "text/plain"}, b"hello"))
     exc = fails(PlatformError, client(t).fetch_agent_config())
     assert "answered with text/plain instead of JSON" in str(exc)
-    t = FakeTransport(jresp(200, [1, 2]))
+    t = ScriptedTransport(json_response(200, [1, 2]))
     exc = fails(PlatformError, client(t).fetch_agent_config())
     assert "JSON list instead of an object" in str(exc)
 
 
 def test_json_without_content_type_is_accepted() -> None:
-    t = FakeTransport(HttpResponse(200, {}, b'{"agent_id": "a"}'))
+    t = ScriptedTransport(HttpResponse(200, {}, b'{"agent_id": "a"}'))
     assert run(client(t).fetch_agent_config()) == {"agent_id": "a"}
 
 
@@ -247,7 +249,7 @@ SIGNED = "wss://api.example.test/v1/convai/conversation?agent_id=a&conversation_
 
 
 def test_signed_url_first_form(caplog: pytest.LogCaptureFixture) -> None:
-    t = FakeTransport(jresp(200, {"signed_url": SIGNED}))
+    t = ScriptedTransport(json_response(200, {"signed_url": SIGNED}))
     assert run(client(t).get_signed_url()) == SIGNED
     assert t.urls == [f"{BASE}/v1/convai/conversation/get-signed-url?agent_id={AGENT}"]
     assert "TOK42" not in caplog.text
@@ -255,10 +257,10 @@ def test_signed_url_first_form(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_signed_url_variant_a_after_404_and_remembered() -> None:
-    t = FakeTransport(
-        jresp(404, {"detail": "Not Found"}),
-        jresp(200, {"signed_url": SIGNED, "expires_at": "2030-01-01T00:00:00Z"}),
-        jresp(200, {"signed_url": SIGNED}),
+    t = ScriptedTransport(
+        json_response(404, {"detail": "Not Found"}),
+        json_response(200, {"signed_url": SIGNED, "expires_at": "2030-01-01T00:00:00Z"}),
+        json_response(200, {"signed_url": SIGNED}),
     )
     c = client(t)
     assert run(c.get_signed_url()) == SIGNED
@@ -268,10 +270,10 @@ def test_signed_url_variant_a_after_404_and_remembered() -> None:
 
 
 def test_signed_url_variant_b_nested(caplog: pytest.LogCaptureFixture) -> None:
-    t = FakeTransport(
-        jresp(404, {}),
-        jresp(404, {}),
-        jresp(200, {"link": {"signed_url": SIGNED, "expires_in": 300}}),
+    t = ScriptedTransport(
+        json_response(404, {}),
+        json_response(404, {}),
+        json_response(200, {"link": {"signed_url": SIGNED, "expires_in": 300}}),
     )
     assert run(client(t).get_signed_url()) == SIGNED
     assert t.urls[2] == f"{BASE}/v1/convai/agents/{AGENT}/link"
@@ -279,19 +281,19 @@ def test_signed_url_variant_b_nested(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_signed_url_all_404_and_bad_answers() -> None:
-    t = FakeTransport(jresp(404, {}), jresp(404, {}), jresp(404, {}))
+    t = ScriptedTransport(json_response(404, {}), json_response(404, {}), json_response(404, {}))
     exc = fails(AgentNotFoundError, client(t).get_signed_url())
     assert "no agent with id" in str(exc) and "signed URL" in str(exc)
-    t = FakeTransport(jresp(200, {"signed_url": "https://x/y?token=TOK42"}))
+    t = ScriptedTransport(json_response(200, {"signed_url": "https://x/y?token=TOK42"}))
     exc = fails(PlatformError, client(t).get_signed_url())
     assert "not ws:// or wss://" in str(exc) and "TOK42" not in str(exc)
-    t = FakeTransport(jresp(200, {"signed_url": "ws://remote.example/c?token=TOK42"}))
+    t = ScriptedTransport(json_response(200, {"signed_url": "ws://remote.example/c?token=TOK42"}))
     exc = fails(PlatformError, client(t).get_signed_url())
     assert "plain ws://" in str(exc) and "TOK42" not in str(exc)
-    t = FakeTransport(jresp(200, {"url": "wss://x"}))
+    t = ScriptedTransport(json_response(200, {"url": "wss://x"}))
     exc = fails(PlatformError, client(t).get_signed_url())
     assert "without a signed_url" in str(exc)
-    t = FakeTransport(jresp(401, {}))
+    t = ScriptedTransport(json_response(401, {}))
     fails(AuthError, client(t).get_signed_url())
     assert len(t.calls) == 1
 

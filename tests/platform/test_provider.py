@@ -29,6 +29,7 @@ from hello_device.platform.provider import (
     REFRESH_SPACING_S,
     AgentConfigProvider,
 )
+from hello_device.testing.transport import ScriptedTransport, json_response
 from tests.conftest import UNIT
 from tests.platform.support import (
     AGENT,
@@ -36,11 +37,9 @@ from tests.platform.support import (
     KEY,
     FakeClock,
     FakeSleep,
-    FakeTransport,
     Watch,
     cache_for,
     fails,
-    jresp,
     provider,
     psettings,
     real_client,
@@ -51,7 +50,7 @@ from tests.platform.support import (
 
 
 def test_boot_online_saves_cache(tmp_path: Path) -> None:
-    p = provider(tmp_path, FakeTransport(jresp(200, AGENT_CONFIG)))
+    p = provider(tmp_path, ScriptedTransport(json_response(200, AGENT_CONFIG)))
     profile = run(p.boot())
     assert profile is not None and profile.first_message == "Hello!"
     assert (p.status, p.source, p.current) == ("online", "platform", profile)
@@ -63,7 +62,7 @@ def test_boot_online_saves_cache(tmp_path: Path) -> None:
 def test_boot_offline_from_cache(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
     cache_for(tmp_path).save(AGENT, AGENT_CONFIG, fetched_at=clock.now - 7200)
-    p = provider(tmp_path, FakeTransport(ConnectionRefusedError(111, "refused")), clock)
+    p = provider(tmp_path, ScriptedTransport(ConnectionRefusedError(111, "refused")), clock)
     profile = run(p.boot())
     assert profile == map_agent_config(AGENT_CONFIG)
     assert (p.status, p.source, p.fetched_at) == ("cached", "cache", clock.now - 7200)
@@ -79,7 +78,7 @@ def test_boot_offline_from_cache(tmp_path: Path, caplog: pytest.LogCaptureFixtur
 
 
 def test_boot_without_cache_or_network_is_offline(tmp_path: Path) -> None:
-    p = provider(tmp_path, FakeTransport(TimeoutError("timed out")))
+    p = provider(tmp_path, ScriptedTransport(TimeoutError("timed out")))
     assert run(p.boot()) is None
     assert (p.status, p.source, p.current) == ("offline", "none", None)
     assert "no cached agent configuration" in p.status_message
@@ -89,23 +88,23 @@ def test_boot_with_corrupt_cache(tmp_path: Path) -> None:
     (tmp_path / "st").mkdir()
     bad = tmp_path / "st" / f"agent-{AGENT}.json"
     bad.write_text("{{{")
-    p = provider(tmp_path, FakeTransport(OSError(101, "Network is unreachable")))
+    p = provider(tmp_path, ScriptedTransport(OSError(101, "Network is unreachable")))
     assert run(p.boot()) is None and p.status == "offline"
     assert not bad.exists() and list((tmp_path / "st").glob("*.corrupt-*"))
     bad.write_text("{{{")
-    p = provider(tmp_path, FakeTransport(jresp(200, AGENT_CONFIG)))
+    p = provider(tmp_path, ScriptedTransport(json_response(200, AGENT_CONFIG)))
     assert run(p.boot()) is not None and p.status == "online"
     assert json.loads(bad.read_text())["config"] == AGENT_CONFIG
 
 
 def test_boot_refused_key_falls_back_to_cache_with_error_status(tmp_path: Path) -> None:
     cache_for(tmp_path).save(AGENT, AGENT_CONFIG)
-    p = provider(tmp_path, FakeTransport(jresp(401, {"detail": "Invalid API key"})))
+    p = provider(tmp_path, ScriptedTransport(json_response(401, {"detail": "Invalid API key"})))
     profile = run(p.boot())
     assert profile is not None and (p.status, p.source) == ("error", "cache")
     assert p.status_message.startswith("the platform refused the API key (HTTP 401)")
     assert "using the agent configuration cached at" in p.status_message
-    p = provider(tmp_path / "empty", FakeTransport(jresp(404, {})))
+    p = provider(tmp_path / "empty", ScriptedTransport(json_response(404, {})))
     assert run(p.boot()) is None
     assert p.status == "error" and p.status_message.startswith("no agent with id")
 
@@ -113,7 +112,7 @@ def test_boot_refused_key_falls_back_to_cache_with_error_status(tmp_path: Path) 
 def test_boot_timeout_bounds_the_fetch(tmp_path: Path) -> None:
     gate = threading.Event()
 
-    class Stuck(FakeTransport):
+    class Stuck(ScriptedTransport):
         def request(self, *args: Any, **kwargs: Any) -> HttpResponse:
             gate.wait(10 * UNIT)
             raise TimeoutError("timed out")
@@ -135,11 +134,11 @@ def test_boot_timeout_bounds_the_fetch(tmp_path: Path) -> None:
 def test_background_retries_with_backoff_then_holds_pending(tmp_path: Path) -> None:
     changed = asyncio.Event()
     sleep = FakeSleep()
-    t = FakeTransport(
+    t = ScriptedTransport(
         ConnectionRefusedError(111, "refused"),  # boot
         ConnectionRefusedError(111, "refused"),
         TimeoutError("timed out"),
-        jresp(200, AGENT_CONFIG),
+        json_response(200, AGENT_CONFIG),
     )
 
     def on_change(p: AgentConfigProvider) -> None:
@@ -172,8 +171,8 @@ def test_background_retries_with_backoff_then_holds_pending(tmp_path: Path) -> N
 def test_background_backoff_is_capped_and_honours_retry_after(tmp_path: Path) -> None:
     sleep = FakeSleep()
     done = asyncio.Event()
-    t = FakeTransport(*[ConnectionRefusedError(111, "x") for _ in range(7)])
-    t.add(jresp(429, {}, {"Retry-After": "20"}), jresp(200, AGENT_CONFIG))
+    t = ScriptedTransport(*[ConnectionRefusedError(111, "x") for _ in range(7)])
+    t.add(json_response(429, {}, {"Retry-After": "20"}), json_response(200, AGENT_CONFIG))
 
     async def scenario() -> None:
         p = provider(
@@ -201,10 +200,10 @@ def test_refused_key_logged_once_per_retry_cycle(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     online = asyncio.Event()
-    refused = jresp(401, {"detail": "Invalid API key"})
-    t = FakeTransport(refused, refused, refused, refused)
-    t.add(jresp(403, {"detail": "missing permission convai_read"}), refused)
-    t.add(jresp(200, AGENT_CONFIG))
+    refused = json_response(401, {"detail": "Invalid API key"})
+    t = ScriptedTransport(refused, refused, refused, refused)
+    t.add(json_response(403, {"detail": "missing permission convai_read"}), refused)
+    t.add(json_response(200, AGENT_CONFIG))
 
     async def scenario() -> AgentConfigProvider:
         p = provider(
@@ -233,7 +232,9 @@ def test_request_refresh_fetches_now_and_applies_at_boundary(tmp_path: Path) -> 
     v2 = dict(AGENT_CONFIG, name="v2")
     watch = Watch()
     sleep = FakeSleep()
-    t = FakeTransport(jresp(200, AGENT_CONFIG), jresp(200, AGENT_CONFIG), jresp(200, v2))
+    t = ScriptedTransport(
+        json_response(200, AGENT_CONFIG), json_response(200, AGENT_CONFIG), json_response(200, v2)
+    )
 
     async def scenario() -> None:
         p = provider(tmp_path, t, sleep=sleep, on_change=watch)
@@ -264,7 +265,7 @@ def test_request_refresh_fetches_now_and_applies_at_boundary(tmp_path: Path) -> 
 def test_refresh_if_stale_with_fake_clock(tmp_path: Path) -> None:
     clock = FakeClock(10_000.0)
     v2 = dict(AGENT_CONFIG, name="v2")
-    t = FakeTransport(jresp(200, AGENT_CONFIG))
+    t = ScriptedTransport(json_response(200, AGENT_CONFIG))
 
     async def scenario() -> None:
         p = provider(tmp_path, t, clock, config_max_age_s=3600.0)
@@ -273,7 +274,7 @@ def test_refresh_if_stale_with_fake_clock(tmp_path: Path) -> None:
         assert not p.is_stale()
         assert await p.refresh_if_stale() is False and len(t.calls) == 1
         clock.now += 1800  # now exactly max age
-        t.add(jresp(200, v2))
+        t.add(json_response(200, v2))
         assert await p.refresh_if_stale() is True and len(t.calls) == 2
         assert p.current is not None and p.current.name == "v2" and p.fetched_at == clock.now
         assert p.source == "platform" and p.status == "online"
@@ -284,7 +285,7 @@ def test_refresh_if_stale_with_fake_clock(tmp_path: Path) -> None:
         # The platform failed: retries belong to the background loop, a conversation
         # start adds no request.
         assert await p.refresh_if_stale() is False and len(t.calls) == 3
-        t.add(jresp(200, AGENT_CONFIG))
+        t.add(json_response(200, AGENT_CONFIG))
         online = asyncio.Event()
         p.on_change = lambda p: online.set() if p.status == "online" else None
         task = asyncio.create_task(p.run_background())
@@ -296,7 +297,7 @@ def test_refresh_if_stale_with_fake_clock(tmp_path: Path) -> None:
         assert await p.refresh_if_stale() is False
         p.request_refresh()
         assert p.is_stale()
-        t.add(jresp(200, AGENT_CONFIG))
+        t.add(json_response(200, AGENT_CONFIG))
         assert await p.refresh_if_stale() is True and not p.is_stale()
         clock.now -= 86400  # the clock went back (no RTC, before NTP): age unknown
         assert p.is_stale()
@@ -307,7 +308,7 @@ def test_refresh_if_stale_with_fake_clock(tmp_path: Path) -> None:
 def test_refresh_if_stale_max_age_zero_and_timeout(tmp_path: Path) -> None:
     gate = threading.Event()
 
-    class Slow(FakeTransport):
+    class Slow(ScriptedTransport):
         def request(self, *args: Any, **kwargs: Any) -> HttpResponse:
             response = super().request(*args, **kwargs)
             if len(self.calls) > 1:  # every fetch after boot hangs
@@ -316,7 +317,7 @@ def test_refresh_if_stale_max_age_zero_and_timeout(tmp_path: Path) -> None:
             return response
 
     async def scenario() -> None:
-        t = Slow(jresp(200, AGENT_CONFIG), jresp(200, AGENT_CONFIG))
+        t = Slow(json_response(200, AGENT_CONFIG), json_response(200, AGENT_CONFIG))
         p = provider(tmp_path, t, config_max_age_s=0.0)
         await p.boot()
         assert p.is_stale()
@@ -330,7 +331,7 @@ def test_refresh_if_stale_max_age_zero_and_timeout(tmp_path: Path) -> None:
 
 
 def test_take_update_without_pending_is_none(tmp_path: Path) -> None:
-    p = provider(tmp_path, FakeTransport(jresp(200, AGENT_CONFIG)))
+    p = provider(tmp_path, ScriptedTransport(json_response(200, AGENT_CONFIG)))
     run(p.boot())
     assert p.take_update() is None
 
@@ -339,7 +340,7 @@ def test_provider_cache_write_failure_is_not_fatal(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "st").write_text("not a directory")
-    p = provider(tmp_path, FakeTransport(jresp(200, AGENT_CONFIG)))
+    p = provider(tmp_path, ScriptedTransport(json_response(200, AGENT_CONFIG)))
     assert run(p.boot()) is not None and p.status == "online"
     assert any(
         "cannot write the agent configuration cache" in r.getMessage() for r in caplog.records
@@ -349,7 +350,7 @@ def test_provider_cache_write_failure_is_not_fatal(
 def test_unexpected_transport_failure_never_escapes_boot(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    t = FakeTransport(ValueError(f"Invalid header value {KEY!r}"))
+    t = ScriptedTransport(ValueError(f"Invalid header value {KEY!r}"))
     cache_for(tmp_path).save(AGENT, AGENT_CONFIG)
     p = provider(tmp_path, t)
     assert run(p.boot()) is not None

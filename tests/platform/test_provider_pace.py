@@ -13,12 +13,11 @@ from hello_device.platform.provider import (
     NEEDS_HUMAN_RETRY_S,
     REFRESH_SPACING_S,
 )
+from hello_device.testing.transport import ScriptedTransport, json_response
 from tests.platform.support import (
     AGENT_CONFIG,
     FakeSleep,
-    FakeTransport,
     Watch,
-    jresp,
     provider,
 )
 
@@ -48,9 +47,9 @@ def test_a_refused_key_is_retried_once_a_minute_and_at_once_on_request(tmp_path:
     """Item 1: after a refusal, one attempt a minute at most (jittered up to 75 s), or at
     once when a human changed something (SIGHUP)."""
     sleep, watch = HeldSleep(free=2), Watch()
-    refused = jresp(401, {"detail": "Invalid API key"})
-    t = FakeTransport(refused, refused, refused)
-    t.add(jresp(200, AGENT_CONFIG))
+    refused = json_response(401, {"detail": "Invalid API key"})
+    t = ScriptedTransport(refused, refused, refused)
+    t.add(json_response(200, AGENT_CONFIG))
 
     async def scenario() -> None:
         p = provider(tmp_path, t, sleep=sleep, on_change=watch)
@@ -77,7 +76,7 @@ def test_refresh_requests_coalesce(tmp_path: Path) -> None:
     the pending one after the spacing."""
     sleep, watch = FakeSleep(), Watch()
     v = [dict(AGENT_CONFIG, name=f"v{i}") for i in range(10)]
-    t = FakeTransport(*[jresp(200, config) for config in v])
+    t = ScriptedTransport(*[json_response(200, config) for config in v])
 
     async def scenario() -> None:
         p = provider(tmp_path, t, sleep=sleep, on_change=watch)
@@ -103,7 +102,9 @@ def test_retry_after_holds_back_the_next_attempt_of_any_kind(tmp_path: Path) -> 
     """Item 4: the background loop never asks before a Retry-After has passed, however
     long it is (it used to be capped at the backoff limit)."""
     sleep, watch = FakeSleep(), Watch()
-    t = FakeTransport(jresp(429, {}, {"Retry-After": "120"}), jresp(200, AGENT_CONFIG))
+    t = ScriptedTransport(
+        json_response(429, {}, {"Retry-After": "120"}), json_response(200, AGENT_CONFIG)
+    )
 
     async def scenario() -> None:
         p = provider(tmp_path, t, sleep=sleep, reconnect_max_backoff_s=30.0, on_change=watch)
