@@ -7,8 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-dev gcc pkg-config portaudio19-dev libsystemd-dev
-  pulseaudio pulseaudio-utils libasound2-plugins openssl tinyproxy)
+# gcc/g++: numpy, soxr and webrtcvad build from source where no wheel exists (32-bit ARM);
+# systemd: systemd-analyze, for the unit-file tests.
+APT_PACKAGES=(python3 python3-venv python3-dev gcc g++ pkg-config portaudio19-dev libsystemd-dev
+  systemd pulseaudio pulseaudio-utils libasound2-plugins openssl tinyproxy)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -19,9 +21,18 @@ install_apt() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return
-  say "installing system packages: ${missing[*]}"
   local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+    if ! sudo -n true 2>/dev/null && [ ! -t 0 ]; then
+      say "missing system packages: ${missing[*]}"
+      echo "sudo needs a password and there is no terminal to type it in. Install them once:" >&2
+      echo "  sudo apt-get install --no-install-recommends ${missing[*]}" >&2
+      echo "then run this script again." >&2
+      exit 1
+    fi
+  fi
+  say "installing system packages: ${missing[*]} (about 30 s on a PC, a few minutes on a Pi)"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The proxy tests start their own tinyproxy; the system service the package enables
@@ -31,21 +42,40 @@ install_apt() {
   fi
 }
 
+pip_quietly() {
+  # pip's output goes to a log, shown in full when pip fails (never hidden behind || true).
+  if ! .venv/bin/python -m pip "$@" >.venv/pip.log 2>&1; then
+    grep -v "^WARNING: Location" .venv/pip.log >&2 || true
+    say "pip failed (its output is above, and in .venv/pip.log)"
+    exit 1
+  fi
+}
+
 install_venv() {
-  local stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+  # $1: "runtime" (the demo: the program alone) or "test" (plus linters, mypy, the
+  # official client for the comparison tests, and echo cancellation).
+  local want=$1 spec=".[test,aec]"
+  [ "$want" = runtime ] && spec="."
+  local hash stamp
+  hash=$(sha256sum pyproject.toml | cut -c1-16)
+  stamp=".venv/.installed-$want-$hash"
   [ -f "$stamp" ] && return
-  say "creating the virtual environment in .venv and installing hello-device with its test tools"
+  [ "$want" = runtime ] && [ -f ".venv/.installed-test-$hash" ] && return  # a superset
+  say "installing hello-device ($want) into .venv (about 1 minute on a PC, 5-10 on a Pi)"
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install -q -e ".[test,aec]" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import hello_device, pyaudio, webrtcvad, soxr, websockets, gpiozero"
+  pip_quietly install -q --upgrade pip
+  pip_quietly install -q -e "$spec"
+  .venv/bin/python -c "import hello_device, pyaudio, webrtcvad, websockets, gpiozero"
   rm -f .venv/.installed-*
   touch "$stamp"
 }
 
 job=${1:-test}
 install_apt
-install_venv
+case "$job" in
+  demo) install_venv runtime ;;
+  *) install_venv test ;;
+esac
 case "$job" in
   setup) ;;
   demo)
