@@ -13,18 +13,21 @@ import pytest
 from tests.conftest import REPO
 
 UNIT = REPO / "systemd" / "hello-device.service"
+PROVISION_UNIT = REPO / "systemd" / "hello-device-provision.service"
 ANALYZE = shutil.which("systemd-analyze")
 pytestmark = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here")
 
 
-def _unit_for_this_machine(tmp_path: Path) -> Path:
-    """The unit with ExecStart pointing at this environment's console script, since
-    ``verify`` checks that the program exists."""
+def _unit_for_this_machine(tmp_path: Path, unit: Path = UNIT) -> Path:
+    """The unit (and the one it pulls in) with ExecStart pointing at this environment's
+    console script, since ``verify`` checks that the program exists."""
     exe = Path(sys.executable).with_name("hello-device")
-    text = re.sub(r"^ExecStart=\S+", f"ExecStart={exe}", UNIT.read_text(), flags=re.M)
-    path = tmp_path / "hello-device.service"
-    path.write_text(text)
-    return path
+    for source in (UNIT, PROVISION_UNIT):
+        text = re.sub(
+            r"^ExecStart=(-?)\S+", rf"ExecStart=\g<1>{exe}", source.read_text(), flags=re.M
+        )
+        (tmp_path / source.name).write_text(text)
+    return tmp_path / unit.name
 
 
 def test_unit_verifies_cleanly(tmp_path: Path) -> None:
@@ -35,6 +38,22 @@ def test_unit_verifies_cleanly(tmp_path: Path) -> None:
     )
     problems = [line for line in result.stderr.splitlines() if "hello-device.service" in line]
     assert result.returncode == 0 and not problems, result.stderr
+
+
+def test_provision_unit_verifies_and_runs_before_the_daemon(tmp_path: Path) -> None:
+    assert ANALYZE is not None
+    unit = _unit_for_this_machine(tmp_path, PROVISION_UNIT)
+    result = subprocess.run(
+        [ANALYZE, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
+    problems = [line for line in result.stderr.splitlines() if "provision" in line]
+    assert result.returncode == 0 and not problems, result.stderr
+    text = PROVISION_UNIT.read_text()
+    assert "Type=oneshot" in text and "Before=hello-device.service" in text
+    assert "ConditionPathExists=|/boot/firmware/hello-device.key" in text
+    main = UNIT.read_text()
+    assert re.search(r"^Wants=.*hello-device-provision\.service", main, flags=re.M)
+    assert re.search(r"^After=.*hello-device-provision\.service", main, flags=re.M)
 
 
 def test_unit_security_score_at_most_2(tmp_path: Path) -> None:

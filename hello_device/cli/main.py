@@ -47,6 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check configuration, key, clock, network, platform, audio, GPIO and service",
         "hello_device.doctor.cli",
     ),
+    "provision": (
+        "install the configuration and key left on the boot partition (run as root)",
+        "hello_device.provision.cli",
+    ),
     "devices": (
         "list sound devices and mark the ones the configuration uses",
         "hello_device.cli.audio",
