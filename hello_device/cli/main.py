@@ -47,6 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check configuration, key, clock, network, platform, audio, GPIO and service",
         "hello_device.doctor.cli",
     ),
+    "setup": (
+        "set the device up: agent, API key, sound devices, trigger, pins (run as root)",
+        "hello_device.provision.setup_cli",
+    ),
     "provision": (
         "install the configuration and key left on the boot partition (run as root)",
         "hello_device.provision.cli",

@@ -23,17 +23,15 @@ key) is kept. Each step is one log line; the key's value never appears anywhere.
 from __future__ import annotations
 
 import contextlib
-import grp
 import logging
 import os
-import pwd
-import tempfile
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hello_device.errors import ConfigError
+from hello_device.provision.files import gid_of, is_root, shred, uid_of, write_atomically
 from hello_device.settings import DEFAULT_CONFIG_PATH, load_settings
 
 __all__ = [
@@ -124,12 +122,12 @@ def _install_key(source: Path, key_path: Path, user: str, outcome: Outcome) -> N
         _reject(source, problem, outcome)
         return
     try:
-        _write_atomically(key_path, text + "\n", 0o600, owner=_uid(user), group=_gid(user))
+        write_atomically(key_path, text + "\n", 0o600, owner=uid_of(user), group=gid_of(user))
     except OSError as exc:
         outcome.rejected.append(f"{source}: cannot write {key_path}: {exc.strerror or exc}")
         log.error("provisioning: cannot write %s: %s", key_path, exc.strerror or exc)
         return
-    _shred(source)
+    shred(source)
     outcome.installed.append(f"API key -> {key_path} (mode 0600; removed from {source.parent})")
     log.info("provisioning: API key installed in %s and removed from %s", key_path, source)
 
@@ -154,9 +152,9 @@ def _install_config(source: Path, config_path: Path, user: str, outcome: Outcome
         return
     # Checked where it will live, so a relative api_key_file means what it will mean.
     staged = config_path.with_name(config_path.name + ".new")
-    owner = 0 if _is_root() else None
+    owner = 0 if is_root() else None
     try:
-        _write_atomically(staged, text, 0o640, owner=owner, group=_gid(user))
+        write_atomically(staged, text, 0o640, owner=owner, group=gid_of(user))
     except OSError as exc:
         outcome.rejected.append(f"{source}: cannot write {staged}: {exc.strerror or exc}")
         log.error("provisioning: cannot write %s: %s", staged, exc.strerror or exc)
@@ -200,54 +198,3 @@ def _reject(source: Path, reason: str, outcome: Outcome) -> None:
         f"{source}: {first} (renamed {rejected.name}, reason in {reason_file.name})"
     )
     log.warning("provisioning: %s rejected: %s", source, first)
-
-
-def _write_atomically(
-    path: Path, data: str | bytes, mode: int, *, owner: int | None, group: int | None
-) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory, with
-    its mode (and owner) set before it appears under its name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        if _is_root() and (owner is not None or group is not None):
-            os.fchown(fd, -1 if owner is None else owner, -1 if group is None else group)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _shred(path: Path) -> None:
-    """Overwrite then delete (best effort: FAT keeps no copies, flash may)."""
-    with contextlib.suppress(OSError):
-        size = path.stat().st_size
-        with path.open("r+b") as f:
-            f.write(bytes(size))
-            f.flush()
-            os.fsync(f.fileno())
-    path.unlink(missing_ok=True)
-
-
-def _is_root() -> bool:
-    return os.geteuid() == 0
-
-
-def _uid(user: str) -> int | None:
-    try:
-        return pwd.getpwnam(user).pw_uid
-    except KeyError:
-        return None
-
-
-def _gid(group: str) -> int | None:
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        return None
