@@ -24,7 +24,10 @@ def _unit_for_this_machine(tmp_path: Path, unit: Path = UNIT) -> Path:
     exe = Path(sys.executable).with_name("hello-device")
     for source in (UNIT, PROVISION_UNIT):
         text = re.sub(
-            r"^ExecStart=(-?)\S+", rf"ExecStart=\g<1>{exe}", source.read_text(), flags=re.M
+            r"^(ExecStart|ExecCondition)=(-?)\S+",
+            rf"\g<1>=\g<2>{exe}",
+            source.read_text(),
+            flags=re.M,
         )
         (tmp_path / source.name).write_text(text)
     return tmp_path / unit.name
