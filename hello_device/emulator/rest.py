@@ -185,6 +185,12 @@ class _RestApi:
                 if cfg.signed_url_form != form:
                     return _json_response(404, _failure_body(404))
                 return self._signed_url_answer(request, match.group(1), form)
+        if path == "/v1/convai/agents":  # the list, as a technician's setup searches it
+            search = (_first(query, "search") or "").lower()
+            name = f"hello-device emulator ({cfg.agent_id})"
+            hits = [{"agent_id": cfg.agent_id, "name": name}]
+            agents = [a for a in hits if search in a["name"].lower() or search in a["agent_id"]]
+            return _json_response(200, {"agents": agents, "next_cursor": None, "has_more": False})
         match = _AGENT_RE.match(path)
         if match:
             if match.group(1) != cfg.agent_id:

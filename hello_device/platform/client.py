@@ -16,7 +16,7 @@ import math
 import random
 import time
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from hello_device.aio import Clock, Sleep, in_daemon_thread
 from hello_device.core import boundedjson
@@ -114,6 +114,22 @@ class PlatformClient:
         response = await self._get(path, attempts=attempts)
         self._raise_for_status(response)
         return self._json_object(response)
+
+    async def list_agents(self, search: str = "", *, limit: int = 30) -> list[tuple[str, str]]:
+        """``(agent_id, name)`` of the account's agents whose name contains ``search``
+        (the first page; both list shapes of PROTOCOL.md)."""
+        query = urlencode(
+            {"search": search, "page_size": limit} if search else {"page_size": limit}
+        )
+        response = await self._get(f"/v1/convai/agents?{query}", attempts=1)
+        self._raise_for_status(response)
+        data = self._json_object(response)
+        items = data.get("agents", data.get("data", []))
+        found: list[tuple[str, str]] = []
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("agent_id"), str):
+                found.append((item["agent_id"], str(item.get("name") or "")))
+        return found[:limit]
 
     async def get_signed_url(self, *, attempts: int | None = None) -> str:
         """A fresh signed conversation URL (``wss://…``); never cache or log it whole.

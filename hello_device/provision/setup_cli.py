@@ -9,11 +9,14 @@ to restart the service.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import getpass
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from hello_device.cli.common import EXIT_OK, SubParsers, add_config_arg
 from hello_device.provision.wizard import TRIGGERS, Answers, Prompts, collect, read_current, write
@@ -74,7 +77,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
     current = read_current(config_path)
     pick_devices = args.input_device is None or args.output_device is None
     devices = _device_lines() if interactive and pick_devices else []
-    answers = collect(current, given, prompts, devices)
+    base_url = args.api_base_url or current.get("platform", {}).get("api_base_url")
+    search = functools.partial(_search_agents, base_url, config_path)
+    answers = collect(current, given, prompts, devices, search)
     _, done = write(config_path, current, answers)
     for line in done:
         print(line)
@@ -89,6 +94,27 @@ def cmd_setup(args: argparse.Namespace) -> int:
     if not args.no_restart:
         _offer_restart(args.yes, interactive)
     return code
+
+
+def _search_agents(
+    base_url: str | None, config_path: Path, word: str, key: str | None
+) -> list[tuple[str, str]]:
+    """The platform's agents whose name holds ``word`` (with the key typed now, else the
+    configuration's)."""
+    import asyncio
+
+    from hello_device.platform.client import PlatformClient
+    from hello_device.settings import PlatformSettings, Secret, load_settings
+
+    if key is None and config_path.exists():
+        with contextlib.suppress(Exception):
+            current = load_settings(config_path).platform.api_key
+            key = current.reveal() if current is not None else None
+    fields: dict[str, Any] = {"agent_id": "setup", "api_key": Secret(key) if key else None}
+    if base_url:
+        fields["api_base_url"] = base_url
+    client = PlatformClient(PlatformSettings(**fields))
+    return asyncio.run(client.list_agents(word))
 
 
 def _read_key(source: str | None) -> str | None:

@@ -20,7 +20,7 @@ from hello_device.provision.files import gid_of, is_root, uid_of, write_atomical
 from hello_device.provision.tomlwrite import dumps
 from hello_device.settings import Settings, load_settings
 
-__all__ = ["Answers", "Prompts", "collect", "read_current", "write"]
+__all__ = ["Answers", "Prompts", "Search", "collect", "read_current", "write"]
 
 SERVICE_USER = "hello-device"
 TRIGGERS = ("button", "voice", "auto")
@@ -61,11 +61,16 @@ def read_current(config_path: Path) -> dict[str, dict[str, Any]]:
     return {k: dict(v) for k, v in data.items() if isinstance(v, dict)}
 
 
+Search = Callable[[str, str | None], list[tuple[str, str]]]
+"""(word, API key typed now or None) -> the platform's matching ``(agent_id, name)``."""
+
+
 def collect(
     current: dict[str, dict[str, Any]],
     given: Answers,
     prompts: Prompts | None,
     devices: Sequence[str] = (),
+    search: Search | None = None,
 ) -> Answers:
     """Fill in what ``given`` leaves open: from ``prompts`` (interactive), else keep."""
     if prompts is None:
@@ -74,11 +79,17 @@ def collect(
     audio = current.get("audio", {})
     gpio = current.get("gpio", {})
     a = given
-    if a.agent_id is None:
-        a.agent_id = _ask(prompts, "Agent id", platform.get("agent_id", "")) or None
     if a.api_key is None:
         have = "Enter keeps the current one" if _has_key(current) else "Enter for none"
         a.api_key = prompts.ask_secret(f"API key (hidden; {have}): ").strip() or None
+    while a.agent_id is None:
+        hint = ", or ?word to search the platform" if search is not None else ""
+        answer = _ask(prompts, f"Agent id{hint}", platform.get("agent_id", ""))
+        if search is not None and answer.startswith("?"):
+            a.agent_id = _pick_agent(prompts, search, answer[1:].strip(), a.api_key)
+        else:
+            a.agent_id = answer or None
+            break
     if devices and (a.input_device is None or a.output_device is None):
         prompts.say("Sound devices found:")
         for line in devices:
@@ -176,6 +187,24 @@ def write(
     staged.replace(config_path)
     done.append(f"configuration written to {config_path} (mode 0640)")
     return settings, done
+
+
+def _pick_agent(prompts: Prompts, search: Search, word: str, key: str | None) -> str | None:
+    """The agents whose name holds ``word``, numbered; the one picked (None: ask again)."""
+    try:
+        found = search(word, key)
+    except Exception as exc:  # the platform is down, the key refused: say so, ask again
+        prompts.say(f"  cannot search the platform: {exc}")
+        return None
+    if not found:
+        prompts.say(f"  no agent's name contains {word!r}")
+        return None
+    for i, (agent_id, name) in enumerate(found, 1):
+        prompts.say(f"  {i}. {name} ({agent_id})")
+    choice = prompts.ask("Pick a number (Enter to search again): ").strip()
+    if choice.isdigit() and 1 <= int(choice) <= len(found):
+        return found[int(choice) - 1][0]
+    return None
 
 
 def _has_key(current: dict[str, dict[str, Any]]) -> bool:

@@ -148,18 +148,24 @@ class Terminal:
         raise AssertionError(f"setup did not end; the terminal shows:\n{self.seen}")
 
 
-def test_interactive_on_a_real_terminal(tmp_path: Path) -> None:
+def test_interactive_on_a_real_terminal(emulator: EmulatorThread, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('[platform]\nagent_id = "agent_old"\n')
+    url = emulator.emu.http_url
+    config.write_text(f'[platform]\nagent_id = "agent_old"\napi_base_url = "{url}"\n')
     term = Terminal(
         [sys.executable, "-m", "hello_device", "setup", "--config", str(config),
          "--input-device", "default", "--output-device", "default", "--no-doctor",
          "--no-restart"]
     )  # fmt: skip
-    term.expect("Agent id [agent_old]: ")
-    term.send("agent_new")
     term.expect("API key (hidden; Enter for none): ")
     term.send(KEY)
+    term.expect("Agent id, or ?word to search the platform [agent_old]: ")
+    term.send("?nothing-like-it")
+    term.expect("no agent's name contains 'nothing-like-it'")
+    term.send("?Emulator")
+    term.expect("1. hello-device emulator (demo-agent)")
+    term.expect("Pick a number (Enter to search again): ")
+    term.send("1")
     term.expect("Trigger: button, voice or auto [button]: ")
     term.send("sometimes")
     term.expect("please answer one of: button, voice, auto")
@@ -171,7 +177,7 @@ def test_interactive_on_a_real_terminal(tmp_path: Path) -> None:
     assert term.wait() == 0, term.seen
     assert KEY not in term.seen  # never echoed
     data = read(config)
-    assert data["platform"]["agent_id"] == "agent_new"
+    assert data["platform"]["agent_id"] == "demo-agent"
     assert data["conversation"]["start"] == "button"
     assert data["gpio"] == {"button_pin": 17, "led_pins": [12], "led_type": "led"}
     assert (tmp_path / "api-key").read_text() == KEY + "\n"
