@@ -153,6 +153,11 @@ def test_install_setup_doctor_upgrade_and_purge(deb: Path, root: Root, tmp_path:
     finally:
         emulator.close()
 
+    # A whole conversation with the installed program (the bundled emulator, over files):
+    # every compiled library of the environment loads and works.
+    demo = root("hello-device", "demo", "--output", "/tmp/demo.wav")
+    assert "agent: You said:" in demo.stdout, demo.stdout + demo.stderr
+
     # An upgrade keeps the technician's configuration (a conffile they edited).
     edited = (root.path / "etc/hello-device/config.toml").read_text()
     upgrade = tmp_path / "upgrade"
