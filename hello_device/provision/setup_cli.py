@@ -83,6 +83,12 @@ def cmd_setup(args: argparse.Namespace) -> int:
     _, done = write(config_path, current, answers)
     for line in done:
         print(line)
+    if interactive and input(
+        "Test the microphone and loudspeaker now (level meter, then a tone)? [y/N]: "
+    ).strip().lower() in ("y", "yes"):
+        from hello_device.cli.audio import cmd_audio_test
+
+        cmd_audio_test(argparse.Namespace(config=str(config_path), seconds=4.0))
     code = EXIT_OK
     if not args.no_doctor:
         from hello_device.doctor import run_doctor
