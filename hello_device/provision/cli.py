@@ -13,7 +13,7 @@ def register(sub: SubParsers) -> None:
     """Add ``provision``."""
     p = sub.add_parser(
         "provision",
-        help=f"install {CONFIG_NAME} / {KEY_NAME} from the boot partition (run as root)",
+        help="install the configuration and key left on the boot partition (run as root)",
         description=f"Install {CONFIG_NAME} (the configuration) and {KEY_NAME} (the API key "
         "alone on one line) that a technician left on the boot partition: each is checked, "
         "installed under /etc/hello-device and removed from the boot partition; a file that "

@@ -89,6 +89,8 @@ COMMAND_LINES = {
     "emulator": ["emulator"],
     "demo": ["demo"],
     "doctor": ["doctor"],
+    "setup": ["setup", "--yes"],
+    "provision": ["provision", "--boot-dir", "/nonexistent"],
     "devices": ["devices"],
     "audio-test": ["audio-test"],
     "config": ["config", "show"],
