@@ -58,8 +58,8 @@ pip_quietly() {
 
 install_venv() {
   # $1: "runtime" (the demo: the program alone) or "test" (plus linters, mypy, the
-  # official client for the comparison tests, and echo cancellation).
-  local want=$1 spec=".[test,aec]"
+  # official client for the comparison tests, echo cancellation and the wake word).
+  local want=$1 spec=".[test,aec,wake]"
   [ "$want" = runtime ] && spec="."
   local hash stamp
   hash=$(sha256sum pyproject.toml | cut -c1-16)

@@ -63,6 +63,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "microphone level meter, then a tone and the recording played back",
         "hello_device.cli.audio",
     ),
+    "wake-test": (
+        "wake-word detections and scores over WAV files, for tuning sensitivity",
+        "hello_device.wake.cli",
+    ),
     "config": ("show the effective configuration", "hello_device.cli.platform"),
     "fetch-config": (
         "print the agent configuration the platform returns (secrets masked)",

@@ -30,6 +30,7 @@ from hello_device.settings.schema import (
     Settings,
     StateSettings,
     VadSettings,
+    WakeWordSettings,
 )
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "Settings",
     "StateSettings",
     "VadSettings",
+    "WakeWordSettings",
     "dump_settings",
     "explicit_keys",
     "field_docs",

@@ -327,6 +327,25 @@ class StateSettings:
 
 
 @dataclass(frozen=True)
+class WakeWordSettings:
+    """``[wake_word]``: the on-device wake word (needs the ``wake`` extra:
+    ``pip install 'hello-device[wake]'``); ``hello-device wake-test`` tunes it."""
+
+    model: str = _f("okay_nabu", max_len=4096)
+    """A built-in model (okay_nabu, alexa, hey_jarvis, hey_mycroft) or the path of a
+    microWakeWord model's JSON manifest (a custom word)."""
+    sensitivity: float = _f(0.5, min=0.0, max=1.0)
+    """0.5 keeps the model's own probability cutoff; 1 lowers it to 0.5 (fires more
+    readily), 0 raises it to 0.99 (fires less)."""
+    refractory_s: float = _f(2.0, min=0.0, max=60.0)
+    """After a detection, the word is not detected again for this long."""
+    send_wake_audio: bool = _f(False)
+    """Whether the wake phrase itself reaches the platform (default: only what follows)."""
+    during_agent: Literal["interrupt", "ignore"] = _f("interrupt")
+    """The wake word while the agent talks stops it (like a barge-in), or is ignored."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration."""
 
@@ -340,6 +359,7 @@ class Settings:
     gpio: GpioSettings = field(default_factory=GpioSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     state: StateSettings = field(default_factory=StateSettings)
+    wake_word: WakeWordSettings = field(default_factory=WakeWordSettings)
     source: str = "<defaults>"
     """Path of the file these settings came from."""
     explicit: frozenset[str] = frozenset()

@@ -93,6 +93,7 @@ COMMAND_LINES = {
     "provision": ["provision", "--boot-dir", "/nonexistent"],
     "devices": ["devices"],
     "audio-test": ["audio-test"],
+    "wake-test": ["wake-test", "x.wav"],
     "config": ["config", "show"],
     "fetch-config": ["fetch-config", "-c", "x.toml"],
 }

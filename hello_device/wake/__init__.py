@@ -1,0 +1,1 @@
+"""The on-device wake word (optional: ``pip install 'hello-device[wake]'``)."""
