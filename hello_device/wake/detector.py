@@ -82,6 +82,8 @@ class WakeWordDetector:
         self._last: float | None = None
         self.highest = (0.0, 0.0)
         """The highest probability so far and when (seconds), for tuning."""
+        self.latest = 0.0
+        """The model's most recent probability."""
 
     def feed(self, pcm: bytes) -> list[Detection]:
         """The detections in this chunk: each time the probability rises over the
@@ -96,7 +98,7 @@ class WakeWordDetector:
             if probability is None or self._pending < self._stride:
                 continue
             self._pending = 0
-            p = float(probability)
+            p = self.latest = float(probability)
             if p > self.highest[0]:
                 self.highest = (p, now)
             rising = p > self.cutoff and not self._above
