@@ -158,6 +158,10 @@ def test_install_setup_doctor_upgrade_and_purge(deb: Path, root: Root, tmp_path:
     demo = root("hello-device", "demo", "--output", "/tmp/demo.wav")
     assert "agent: You said:" in demo.stdout, demo.stdout + demo.stderr
 
+    # The wake word comes with the package: its models and TensorFlow Lite load.
+    wake = root("hello-device", "wake-test", "--model", "alexa", "/tmp/demo.wav", check=False)
+    assert wake.returncode == 0 and "'Alexa': sensitivity 0.5" in wake.stdout, wake.stderr
+
     # An upgrade keeps the technician's configuration (a conffile they edited).
     edited = (root.path / "etc/hello-device/config.toml").read_text()
     upgrade = tmp_path / "upgrade"
