@@ -31,8 +31,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hello_device.errors import ConfigError
-from hello_device.provision.files import gid_of, is_root, shred, uid_of, write_atomically
-from hello_device.settings import DEFAULT_CONFIG_PATH, load_settings
+from hello_device.provision.files import (
+    SERVICE_USER,
+    gid_of,
+    install_config,
+    key_file_for,
+    key_problem,
+    shred,
+    uid_of,
+    write_atomically,
+)
+from hello_device.settings import DEFAULT_CONFIG_PATH
 
 __all__ = [
     "BOOT_DIRS",
@@ -51,8 +60,6 @@ BOOT_DIRS: tuple[Path, ...] = (Path("/boot/firmware"), Path("/boot"))
 CONFIG_NAME = "hello-device.toml"
 KEY_NAME = "hello-device.key"
 DEFAULT_KEY_PATH = Path("/etc/hello-device/api-key")
-SERVICE_USER = "hello-device"
-MAX_KEY_CHARS = 512
 
 
 @dataclass
@@ -93,22 +100,20 @@ def provision(
         key_path = _key_path(new_config if new_config.is_file() else config_path, config_path)
         _install_key(key_source, key_path, service_user, outcome)
     if new_config.is_file():
-        _install_config(new_config, config_path, service_user, outcome)
+        _install_config(new_config, config_path, outcome)
     return outcome
 
 
 def _key_path(config: Path, config_path: Path) -> Path:
-    """``platform.api_key_file`` named by ``config`` (relative to where the configuration
-    is installed), else ``api-key`` beside it (``/etc/hello-device/api-key``)."""
+    """Where the key goes, as named by ``config`` (the new configuration, else the running one)."""
     try:
         data = tomllib.loads(config.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         data = {}
     platform = data.get("platform")
-    named = platform.get("api_key_file") if isinstance(platform, dict) else None
-    if isinstance(named, str) and named:
-        return config_path.parent / named  # an absolute path stays as it is
-    return config_path.parent / DEFAULT_KEY_PATH.name
+    return key_file_for(
+        config_path, platform.get("api_key_file") if isinstance(platform, dict) else None
+    )
 
 
 def _install_key(source: Path, key_path: Path, user: str, outcome: Outcome) -> None:
@@ -117,7 +122,7 @@ def _install_key(source: Path, key_path: Path, user: str, outcome: Outcome) -> N
     except (OSError, UnicodeDecodeError) as exc:
         _reject(source, f"cannot read the key file: {exc}", outcome)
         return
-    problem = _key_problem(text)
+    problem = key_problem(text)
     if problem:
         _reject(source, problem, outcome)
         return
@@ -132,47 +137,19 @@ def _install_key(source: Path, key_path: Path, user: str, outcome: Outcome) -> N
     log.info("provisioning: API key installed in %s and removed from %s", key_path, source)
 
 
-def _key_problem(text: str) -> str:
-    if not text:
-        return "the key file is empty: put the API key alone on one line"
-    if any(c.isspace() for c in text):
-        return "the key file must hold the API key alone on one line (no spaces)"
-    if len(text) > MAX_KEY_CHARS:
-        return f"the key file holds {len(text)} characters: not an API key"
-    if not text.isascii() or not text.isprintable():
-        return "the key file holds characters an API key never has"
-    return ""
-
-
-def _install_config(source: Path, config_path: Path, user: str, outcome: Outcome) -> None:
+def _install_config(source: Path, config_path: Path, outcome: Outcome) -> None:
     try:
-        text = source.read_bytes()
-    except OSError as exc:
-        _reject(source, f"cannot read it: {exc.strerror or exc}", outcome)
-        return
-    # Checked where it will live, so a relative api_key_file means what it will mean.
-    staged = config_path.with_name(config_path.name + ".new")
-    owner = 0 if is_root() else None
-    try:
-        write_atomically(staged, text, 0o640, owner=owner, group=gid_of(user))
-    except OSError as exc:
-        outcome.rejected.append(f"{source}: cannot write {staged}: {exc.strerror or exc}")
-        log.error("provisioning: cannot write %s: %s", staged, exc.strerror or exc)
-        return
-    try:
-        settings = load_settings(staged, env={})
+        settings, previous = install_config(config_path, source.read_bytes(), shown_as=source.name)
     except ConfigError as exc:
-        staged.unlink(missing_ok=True)
-        problems = exc.problems or [str(exc)]
-        _reject(source, "\n".join(p.replace(str(staged), source.name) for p in problems), outcome)
+        _reject(source, "\n".join(exc.problems) or str(exc), outcome)
         return
-    previous = config_path.with_name(config_path.name + ".previous")
-    if config_path.exists():
-        os.replace(config_path, previous)
-    os.replace(staged, config_path)
+    except OSError as exc:
+        outcome.rejected.append(f"{source}: cannot install it: {exc.strerror or exc}")
+        log.error("provisioning: cannot install %s: %s", source, exc.strerror or exc)
+        return
     source.unlink()
     outcome.installed.append(f"configuration -> {config_path} (removed from {source.parent})")
-    if previous.exists():
+    if previous is not None:
         outcome.notes.append(f"the previous configuration is kept as {previous}")
     p = settings.platform
     if p.api_key is None and not p.api_key_file:

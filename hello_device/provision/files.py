@@ -1,5 +1,7 @@
 """Writing configuration and secrets safely: atomic replace, mode and owner set before
-the file appears under its name, best-effort shredding of a secret left elsewhere."""
+the file appears under its name, a configuration checked where it will live before it
+replaces the running one, best-effort shredding of a secret left elsewhere. Shared by
+``setup`` and the boot-partition provisioning."""
 
 from __future__ import annotations
 
@@ -10,7 +12,67 @@ import pwd
 import tempfile
 from pathlib import Path
 
-__all__ = ["gid_of", "is_root", "shred", "uid_of", "write_atomically"]
+from hello_device.errors import ConfigError
+from hello_device.settings import Settings, load_settings
+
+__all__ = [
+    "SERVICE_USER",
+    "gid_of",
+    "install_config",
+    "is_root",
+    "key_file_for",
+    "key_problem",
+    "shred",
+    "uid_of",
+    "write_atomically",
+]
+
+SERVICE_USER = "hello-device"
+MAX_KEY_CHARS = 512
+
+
+def key_problem(key: str) -> str:
+    """Why ``key`` (stripped) cannot be an API key, or "" when it can."""
+    if not key:
+        return "the key is empty: put the API key alone on one line"
+    if any(c.isspace() for c in key):
+        return "the key must be the API key alone on one line (no spaces)"
+    if len(key) > MAX_KEY_CHARS:
+        return f"the key has {len(key)} characters: not an API key"
+    if not key.isascii() or not key.isprintable():
+        return "the key holds characters an API key never has"
+    return ""
+
+
+def key_file_for(config_path: Path, named: object) -> Path:
+    """Where the key goes: ``platform.api_key_file`` (``named``; relative to the
+    configuration's directory), else ``api-key`` beside the configuration."""
+    if isinstance(named, str) and named:
+        return config_path.parent / named  # an absolute path stays as it is
+    return config_path.parent / "api-key"
+
+
+def install_config(
+    config_path: Path, text: bytes, *, shown_as: str
+) -> tuple[Settings, Path | None]:
+    """Check ``text`` as the daemon loads it, where it will live (so a relative
+    ``api_key_file`` means what it will mean), then make it the configuration (mode 0640,
+    group of the service). Return its settings and where the previous one was kept.
+    A ConfigError names ``shown_as``, never the staging file, and changes nothing."""
+    staged = config_path.with_name(config_path.name + ".new")
+    owner = 0 if is_root() else None
+    write_atomically(staged, text, 0o640, owner=owner, group=gid_of(SERVICE_USER))
+    try:
+        settings = load_settings(staged, env={})
+    except ConfigError as exc:
+        staged.unlink(missing_ok=True)
+        raise ConfigError([p.replace(str(staged), shown_as) for p in exc.problems]) from None
+    previous: Path | None = None
+    if config_path.exists():
+        previous = config_path.with_name(config_path.name + ".previous")
+        os.replace(config_path, previous)
+    os.replace(staged, config_path)
+    return settings, previous
 
 
 def write_atomically(

@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from hello_device.errors import ConfigError
-from hello_device.provision.files import gid_of, is_root, uid_of, write_atomically
+from hello_device.provision.files import (
+    SERVICE_USER,
+    gid_of,
+    install_config,
+    key_file_for,
+    key_problem,
+    uid_of,
+    write_atomically,
+)
 from hello_device.provision.tomlwrite import dumps
-from hello_device.settings import Settings, load_settings
+from hello_device.settings import Settings
 
 __all__ = ["Answers", "Prompts", "Search", "collect", "read_current", "write"]
 
-SERVICE_USER = "hello-device"
 TRIGGERS = ("button", "voice", "auto")
 
 
@@ -138,10 +145,10 @@ def write(
         platform["api_base_url"] = answers.api_base_url
     if answers.api_key:
         key = answers.api_key.strip()
-        if not key or any(c.isspace() for c in key):
-            raise ConfigError("the API key must be one word, without spaces")
-        named = platform.get("api_key_file")
-        key_path = config_path.parent / (named if isinstance(named, str) and named else "api-key")
+        problem = key_problem(key)
+        if problem:
+            raise ConfigError(f"API key: {problem}")
+        key_path = key_file_for(config_path, platform.get("api_key_file"))
         write_atomically(
             key_path, key + "\n", 0o600, owner=uid_of(SERVICE_USER), group=gid_of(SERVICE_USER)
         )
@@ -170,21 +177,11 @@ def write(
             gpio.setdefault("led_type", "led" if len(answers.led_pins) == 1 else "rgb")
         else:
             gpio.pop("led_pins", None)
-    staged = config_path.with_name(config_path.name + ".new")
-    owner = 0 if is_root() else None
-    write_atomically(staged, dumps(data), 0o640, owner=owner, group=gid_of(SERVICE_USER))
-    try:
-        settings = load_settings(staged, env={})
-    except ConfigError as exc:
-        staged.unlink(missing_ok=True)
-        raise ConfigError(
-            [p.replace(str(staged), str(config_path)) for p in exc.problems]
-        ) from None
-    if config_path.exists():
-        previous = config_path.with_name(config_path.name + ".previous")
-        config_path.replace(previous)
+    settings, previous = install_config(
+        config_path, dumps(data).encode("utf-8"), shown_as=str(config_path)
+    )
+    if previous is not None:
         done.append(f"previous configuration kept as {previous}")
-    staged.replace(config_path)
     done.append(f"configuration written to {config_path} (mode 0640)")
     return settings, done
 

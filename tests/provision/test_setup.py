@@ -183,3 +183,15 @@ def test_interactive_on_a_real_terminal(emulator: EmulatorThread, tmp_path: Path
     assert data["conversation"]["start"] == "button"
     assert data["gpio"] == {"button_pin": 17, "led_pins": [12], "led_type": "led"}
     assert (tmp_path / "api-key").read_text() == KEY + "\n"
+
+
+def test_a_key_that_cannot_be_one_is_refused_with_nothing_written(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    result = setup(
+        config, "--agent-id", "agent_1", "--api-key-file", "-", "--yes", "--no-doctor",
+        "--no-restart", stdin="two words\n",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "API key: the key must be the API key alone on one line" in result.stderr
+    assert "two words" not in result.stdout + result.stderr
+    assert not config.exists() and not (tmp_path / "api-key").exists()
