@@ -61,7 +61,9 @@ class DaemonBase:
     _ptt_held: bool
     _muted: bool
     _audio_problem: str | None
-    _pending_preroll: list[bytes]
+    _pending_preroll: collections.deque[bytes]
+    _opening: bool
+    _wake_note: str | None
 
     @property
     def provider(self) -> AgentConfigProvider:

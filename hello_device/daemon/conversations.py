@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 from hello_device.aio import first_of
 from hello_device.audio.backends.base import (
     Frame,
 )
 from hello_device.conversation.ending import SessionEnd
+from hello_device.conversation.listener import SessionListener
 from hello_device.conversation.session import (
     Session,
 )
 from hello_device.core.backoff import Backoff
 from hello_device.core.turn.pipeline import Act
+from hello_device.daemon.wake import WakeMixin
 from hello_device.errors import (
     PlatformError,
     PlatformUnavailable,
@@ -27,18 +28,12 @@ from hello_device.errors import (
 from hello_device.logs import (
     set_log_context,
 )
-
-if TYPE_CHECKING:
-    pass
-
-from hello_device.conversation.listener import SessionListener
-from hello_device.daemon.base import DaemonBase
 from hello_device.platform.provider import ProviderStatus
 
 log = logging.getLogger(__name__)
 
 
-class ConversationsMixin(DaemonBase, SessionListener):
+class ConversationsMixin(WakeMixin, SessionListener):
     """The conversation loop, the session listener and the frame executor."""
 
     def start_conversation(self) -> None:
@@ -62,13 +57,17 @@ class ConversationsMixin(DaemonBase, SessionListener):
                     # A refused key or unknown agent: nothing to try until it is fixed.
                     log.debug("not starting a conversation: the platform refused the device")
                     self._earcon("error")
+                    self._take_pending()
+                    self.state.conversation_ended(self.clock())
                     continue
                 ok = await self._conversation_with_resume()
                 await self._boundary()
             except Exception:  # never let one bad conversation end the daemon
                 log.exception("conversation loop error; recovering")
                 self.session = None
+                self.state.conversation_ended(self.clock())
                 ok = False
+            self._take_pending()  # nothing kept for a conversation that is over
             failures = 0 if ok else failures + 1
             auto = self.settings.conversation.start == "auto"
             if auto and not self._stop.is_set() and not self._blocked():
@@ -105,9 +104,8 @@ class ConversationsMixin(DaemonBase, SessionListener):
         while not self._stop.is_set():
             self.state.conversation_starting(self.clock())
             session = Session(self.settings, self.player, self.tools, self, clock=self.clock)
-            for pcm in self._pending_preroll:
+            for pcm in self._take_pending():  # what was said since the trigger
                 session.send_frame(pcm, self.clock())
-            self._pending_preroll = []
             self.pipeline.conversation_started()
             self.session = session
             self.sessions = [*self.sessions[-9:], session]
@@ -131,6 +129,7 @@ class ConversationsMixin(DaemonBase, SessionListener):
             for listener in list(self.listeners):
                 listener("conversation_ended", end)
             set_log_context(CONVERSATION_ID=None)
+            self._wake_note = None
             self.player.flush()
             self.state.conversation_ended(self.clock())
             if end.connected:
@@ -154,7 +153,12 @@ class ConversationsMixin(DaemonBase, SessionListener):
                 end.error or ("connection lost" if end.code is None else f"code {end.code}"),
                 delay,
             )
-            await first_of(self._stop.wait(), timeout=delay)
+            # The platform's Retry-After binds; the rest of the backoff is cut short by a
+            # user who wants to talk (the wake word, the button, the voice trigger).
+            await first_of(self._stop.wait(), timeout=retry_after)
+            self._trigger.clear()
+            await first_of(self._stop.wait(), self._trigger.wait(), timeout=delay - retry_after)
+            self._trigger.clear()
         return True
 
     def on_connected(self, conversation_id: str) -> None:
@@ -163,7 +167,8 @@ class ConversationsMixin(DaemonBase, SessionListener):
         self.state.set_offline(False, now)
         self._show_error()  # the platform took us: a past conversation's error is over
         self.state.conversation_started(now)
-        self._earcon("listen")
+        if self._wake_note is None:  # the wake word played it already
+            self._earcon("listen")
 
     def on_agent_audio(self, samples: int) -> None:
         now = self.clock()
@@ -190,26 +195,37 @@ class ConversationsMixin(DaemonBase, SessionListener):
         actions = self.pipeline.process(
             pcm,
             now,
-            in_conversation=session is not None,
+            in_conversation=session is not None or self._opening,
             muted=self._muted,
             ptt_held=self._ptt_held,
         )
-        if session is None:
-            for action in actions:  # outside a conversation only the voice trigger acts
-                if action.act is Act.START_CONVERSATION:
-                    self._pending_preroll = action.frames or []
-                    log.info("voice detected: starting a conversation")
-                    self.start_conversation()
-            return
         for action in actions:
             act = action.act
             if act is Act.SEND:
-                session.send_frame(action.pcm, now)
-            elif act is Act.BARGE_IN:
-                log.info("barge-in: the user talks over the agent; playback stopped")
+                if session is not None:
+                    session.send_frame(action.pcm, now)
+                else:
+                    self._keep(action.pcm)  # until the conversation being opened exists
+            elif act is Act.WAKE and action.wake is not None:
+                self._woken(action.wake, now)
+            elif act is Act.START_CONVERSATION:
+                self._open(action.frames or [])
+                log.info("voice detected: starting a conversation")
+                self.start_conversation()
+            elif act is Act.WAKE_ECHO and action.wake is not None:
+                log.info(
+                    "wake word %s in the device's own voice (probability %.2f): ignored",
+                    action.wake.word,
+                    action.wake.probability,
+                )
+            elif act is Act.BARGE_IN and session is not None:
                 session.local_barge_in()
                 self.state.barge_in(now)
-            elif act is Act.NOTE_ACTIVITY:
+                if action.wake is not None:
+                    self._woken_over_agent(action.wake)
+                else:
+                    log.info("barge-in: the user talks over the agent; playback stopped")
+            elif act is Act.NOTE_ACTIVITY and session is not None:
                 session.note_activity()
             elif act is Act.USER_SPEECH_STARTED:
                 self.state.user_speech_started(now)

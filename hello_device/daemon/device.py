@@ -3,7 +3,7 @@
 Tasks (each catches, logs, backs off and recovers on its own; all end on cancellation):
 
 - the audio backend (captures frames, plays the player; reopens devices itself);
-- the conversation loop: wait for a trigger (button, voice, or ``auto``), hold a
+- the conversation loop: wait for a trigger (button, voice, wake word, or ``auto``), hold a
   conversation, resume a cut-off one as a new conversation with backoff and jitter;
 - the agent-configuration provider (boot from platform or cache, retry in background);
 - the systemd watchdog, which pings only while audio frames really advance.
@@ -165,7 +165,12 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin):
         self._muted = False
         self.gpio: Gpio | None = None
         self._audio_problem: str | None = None
-        self._pending_preroll: list[bytes] = []
+        self._pending_preroll: collections.deque[bytes] = collections.deque()
+        """What the microphone sent since a trigger, until the session exists."""
+        self._opening = False
+        """A trigger heard on the microphone (voice, wake word) opens a conversation."""
+        self._wake_note: str | None = None
+        """What woke the open conversation, for STATUS (``woken by okay_nabu (0.97)``)."""
         self._build_turn_parts()
 
     # ------------------------------------------------------------------ set-up
@@ -200,6 +205,8 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin):
             self.player,
             start_on_voice=s.conversation.start == "voice",
             barge_in=s.barge_in.enabled,
+            wake=self._wake_gate(),
+            wake_interrupts=s.wake_word.during_agent == "interrupt",
         )
 
     def _echo_cancelling_player(self, settings: Settings) -> Player | None:

@@ -88,6 +88,8 @@ class StatusMixin(DaemonBase):
     def _status_text(self) -> str:
         extras = []
         session = self.session
+        if self._wake_note is not None and self.state.in_conversation:
+            extras.append(self._wake_note)
         if session is not None and session.conversation_id:
             extras.append(f"conversation {session.conversation_id}")
         if self.reconnects:

@@ -126,6 +126,9 @@ class EmulatorConfig:
     """Lifetime of a signed URL (they are single use too)."""
     fault: Fault | None = None
     """A fault to inject (see :class:`Fault`)."""
+    metadata_delay_s: float = 0.0
+    """A slow platform: the conversation's metadata comes this long after the client's
+    initiation (the device meanwhile holds what the user says)."""
 
     def validate(self) -> None:
         """Raise :class:`ValueError` naming the first bad field."""
@@ -145,8 +148,10 @@ class EmulatorConfig:
             raise ValueError(f"first_message_audio {self.first_message_audio!r} not found")
         if self.end_silence_ms < 2 * int(FRAME_S * 1000):
             raise ValueError("end_silence_ms must be at least 40")
-        if self.ping_interval_s < 0 or self.max_duration_s < 0:
-            raise ValueError("ping_interval_s and max_duration_s must not be negative")
+        if min(self.ping_interval_s, self.max_duration_s, self.metadata_delay_s) < 0:
+            raise ValueError(
+                "ping_interval_s, max_duration_s and metadata_delay_s must not be negative"
+            )
         if self.tool_call is not None and (
             not isinstance(self.tool_call[0], str) or not isinstance(self.tool_call[1], dict)
         ):

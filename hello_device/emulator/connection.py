@@ -110,6 +110,8 @@ class _ConversationBase:
         if first is None:
             return
         await self._inject("before_metadata")
+        if self.cfg.metadata_delay_s > 0:
+            await asyncio.sleep(self.cfg.metadata_delay_s)
         await self._send_json(
             {
                 "type": "conversation_initiation_metadata",

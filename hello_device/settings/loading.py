@@ -9,6 +9,7 @@ inject it from systemd credentials); no error message ever echoes it.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import itertools
 import logging
 import os
@@ -23,7 +24,14 @@ from hello_device.core.text import redact
 from hello_device.core.urls import is_secure_or_loopback
 from hello_device.errors import ConfigError
 from hello_device.settings import schema
-from hello_device.settings.schema import API_KEY_ENV, SECTIONS, Secret, Settings
+from hello_device.settings.schema import (
+    API_KEY_ENV,
+    BUILTIN_WAKE_MODELS,
+    SECTIONS,
+    Secret,
+    Settings,
+    WakeWordSettings,
+)
 from hello_device.settings.validation import Collector, build_section, closest_name
 
 log = logging.getLogger(__name__)
@@ -138,6 +146,8 @@ def _finish(
     if audio.output_file and not Path(audio.output_file).is_absolute():
         audio = dataclasses.replace(audio, output_file=str(base / audio.output_file))
 
+    wake = _check_wake(s, base, errs)
+
     gpio = s.gpio
     if gpio.led_type == "rgb" and len(gpio.led_pins) != 3:
         errs.add("gpio.led_pins", 'needs 3 pins (red, green, blue) when gpio.led_type = "rgb"')
@@ -151,8 +161,33 @@ def _finish(
         pass
 
     return dataclasses.replace(
-        s, device=device, platform=platform, audio=audio, api_key_source=source
+        s, device=device, platform=platform, audio=audio, wake_word=wake, api_key_source=source
     )
+
+
+def _check_wake(s: Settings, base: Path, errs: Collector) -> WakeWordSettings:
+    """The wake word's package and model, checked when it starts conversations (a
+    custom model's path is relative to the configuration file)."""
+    wake = s.wake_word
+    if wake.model not in BUILTIN_WAKE_MODELS and not Path(wake.model).is_absolute():
+        wake = dataclasses.replace(wake, model=str(base / wake.model))
+    if s.conversation.start != "wake_word":
+        return wake
+    if importlib.util.find_spec("pymicro_wakeword") is None:
+        errs.add(
+            "conversation.start",
+            '"wake_word" needs the pymicro-wakeword package: '
+            "pip install 'hello-device[wake]' (64-bit x86 or ARM, or 32-bit ARM)",
+        )
+    if wake.model not in BUILTIN_WAKE_MODELS:
+        model = Path(wake.model)
+        if model.suffix != ".json" or not model.is_file():
+            errs.add(
+                "wake_word.model",
+                f"{s.wake_word.model!r} is neither a built-in model "
+                f"({', '.join(BUILTIN_WAKE_MODELS)}) nor an existing microWakeWord JSON manifest",
+            )
+    return wake
 
 
 def explicit_keys(data: typing.Mapping[str, Any]) -> frozenset[str]:

@@ -130,9 +130,10 @@ class PlatformSettings:
 class ConversationSettings:
     """``[conversation]``: when conversations start and what they send first."""
 
-    start: Literal["button", "voice", "auto"] = _f("button")
-    """What starts a conversation: a GPIO button, local voice activity, or ``auto`` (a
-    kiosk: start at boot and again after each conversation ends)."""
+    start: Literal["button", "voice", "wake_word", "auto"] = _f("button")
+    """What starts a conversation: a GPIO button, local voice activity, the wake word
+    (``[wake_word]``; the button works beside it), or ``auto`` (a kiosk: start at boot
+    and again after each conversation ends)."""
 
     dynamic_variables: dict[str, str | int | float | bool] = _f({})
     """Dynamic variables sent at the start of every conversation (``device_id`` and
@@ -324,6 +325,10 @@ class StateSettings:
 
     dir: str = _f("/var/lib/hello-device")
     """Directory for the cached agent configuration."""
+
+
+BUILTIN_WAKE_MODELS = ("okay_nabu", "alexa", "hey_jarvis", "hey_mycroft")
+"""The wake-word models inside the pymicro-wakeword package."""
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from typing import Any
 
 from hello_device.errors import ConfigError
 from hello_device.settings import WakeWordSettings
+from hello_device.settings.schema import BUILTIN_WAKE_MODELS as BUILTIN_MODELS
 
 __all__ = ["BUILTIN_MODELS", "Detection", "WakeWordDetector", "cutoff_for"]
 
-BUILTIN_MODELS = ("okay_nabu", "alexa", "hey_jarvis", "hey_mycroft")
 STEP_S = 0.010
 """Audio per feature step (microWakeWord's feature_step_size, 10 ms)."""
 MOST_EAGER_CUTOFF = 0.5
@@ -75,6 +75,11 @@ class WakeWordDetector:
         self.model_cutoff = float(self._model.probability_cutoff)
         self.cutoff = cutoff_for(settings.sensitivity, self.model_cutoff)
         self.wake_word = str(self._model.wake_word)
+        """The phrase, as the model names it (``Okay Nabu``)."""
+        model = settings.model
+        self.model_id = model if model in BUILTIN_MODELS else Path(model).stem
+        """The model, as the configuration names it (``okay_nabu``; a custom model's
+        manifest name): the ``wake_word`` field of logs and status."""
         self._steps = 0  # feature steps (10 ms each) seen so far
         self._stride = max(1, int(self._model.stride))
         self._pending = 0  # feature steps since the model last ran

@@ -6,6 +6,7 @@ and the mute switch decide what audio leaves the device.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,16 @@ GPIO = {
 }
 
 
-def test_button_starts_and_ends_a_conversation_and_the_led_follows(tmp_path: Path) -> None:
+WAKE_EXTRA = pytest.mark.skipif(
+    importlib.util.find_spec("pymicro_wakeword") is None, reason="the wake extra is not installed"
+)
+
+
+@pytest.mark.parametrize("start", ["button", pytest.param("wake_word", marks=WAKE_EXTRA)])
+def test_button_starts_and_ends_a_conversation_and_the_led_follows(
+    start: str, tmp_path: Path
+) -> None:
+    """The button, and the button beside the wake word (which hears nothing here)."""
     seen: list[DeviceState] = []
 
     async def during(daemon: Daemon, emu: Emulator) -> None:
@@ -76,7 +86,7 @@ def test_button_starts_and_ends_a_conversation_and_the_led_follows(tmp_path: Pat
             tmp_path,
             silence_wav(tmp_path / "s.wav", 5.0),
             during=during,
-            conversation={"start": "button"},
+            conversation={"start": start},
             gpio=GPIO,
         )
     )

@@ -177,6 +177,9 @@ class BargeInDetector:
         """A barge-in was confirmed in the current agent turn."""
         self.predicted_echo_dbfs = SILENCE_DBFS
         """The echo level the last frame was compared with."""
+        self.over_echo = False
+        """The last frame was speech clearly above the predicted echo (the echo guard's
+        verdict, warm-up or not; the wake-word gate shares it)."""
         # The confirming run: candidate counts between its non-candidate frames.
         self._segments: list[int] = [0]
         self._last_turn_ms = -math.inf
@@ -233,6 +236,7 @@ class BargeInDetector:
             self._forget_playback()
             self._clear_run()
             self.predicted_echo_dbfs = SILENCE_DBFS
+            self.over_echo = False
             self.reason = "agent not audible"
             return False
 
@@ -242,6 +246,7 @@ class BargeInDetector:
         predicted = held + self.coupling_db
         self.predicted_echo_dbfs = predicted
         above = mic_dbfs - predicted
+        self.over_echo = voiced and above >= self.echo_margin_db
         if self._first_sound_ms is None and playback_dbfs >= self.min_playback_dbfs:
             self._first_sound_ms = agent_turn_ms
         warming_up = agent_turn_ms < self.warmup_ms or (
@@ -261,7 +266,7 @@ class BargeInDetector:
             return False
 
         segments = self._segments
-        if voiced and above >= self.echo_margin_db:
+        if self.over_echo:
             segments[-1] += 1
         elif segments[-1] == 0:
             self._clear_run()  # two non-candidates in a row (or no run yet)

@@ -3,8 +3,8 @@
 Every 20 ms the microphone hands in a frame. What happens to it is decided here and
 only here: the VAD gate, the echo tail after the agent's last word, the barge-in
 detector (is the agent audible? is the user really talking over it?), mute and
-push-to-talk (silence on the wire, never the microphone), the voice trigger, and the
-uplink's pre-roll. The daemon executes the :class:`Action` list it gets back, in order:
+push-to-talk (silence on the wire, never the microphone), the voice and wake-word
+triggers, and the uplink's pre-roll. The daemon executes the :class:`Action` list it gets back, in order:
 send these bytes, stop the agent's playback, start a conversation, move the turn state.
 
 Nothing here reads a clock or touches a socket: the frame's capture time comes in as
@@ -22,6 +22,7 @@ from typing import Protocol
 from hello_device.core.turn.bargein import BargeInDetector
 from hello_device.core.turn.uplink import UplinkGate
 from hello_device.core.turn.vad import VadGate
+from hello_device.core.turn.wake import WakeEvent, WakeGate
 
 ECHO_TAIL_S = 0.3
 """After the agent stops talking, the room still rings with it for a moment: no user
@@ -37,8 +38,15 @@ class Act(enum.Enum):
     START_CONVERSATION = "start_conversation"
     """The voice trigger fired: start a conversation; :attr:`Action.frames` is the
     pre-roll to send first, so the first syllable is not lost."""
+    WAKE = "wake"
+    """The wake word, outside a conversation: start one at once; :attr:`Action.wake`
+    says what was heard and which frames go first. Until the conversation is open
+    the caller keeps what the following frames send (nothing of it is lost)."""
+    WAKE_ECHO = "wake_echo"
+    """The wake word was heard in the device's own voice and ignored (to be logged)."""
     BARGE_IN = "barge_in"
-    """The user talks over the agent: stop its playback now (and tell the state)."""
+    """The user talks over the agent: stop its playback now (and tell the state); with
+    :attr:`Action.wake` set, it was the wake word (``during_agent = "interrupt"``)."""
     NOTE_ACTIVITY = "note_activity"
     """The user started speaking: the conversation's inactivity timer starts again."""
     USER_SPEECH_STARTED = "user_speech_started"
@@ -54,6 +62,7 @@ class Action:
     act: Act
     pcm: bytes = b""
     frames: list[bytes] | None = None
+    wake: WakeEvent | None = None
 
 
 class PlaybackView(Protocol):
@@ -78,6 +87,8 @@ class FramePipeline:
         start_on_voice: bool = False,
         barge_in: bool = True,
         echo_tail_s: float = ECHO_TAIL_S,
+        wake: WakeGate | None = None,
+        wake_interrupts: bool = True,
     ) -> None:
         self.vad = vad
         self.bargein = bargein
@@ -86,6 +97,12 @@ class FramePipeline:
         self.start_on_voice = start_on_voice
         self.barge_in_enabled = barge_in
         self.echo_tail_s = echo_tail_s
+        self.wake = wake
+        """The wake-word gate, when a wake word starts conversations."""
+        self.wake_interrupts = wake is not None and wake_interrupts
+        """The wake word while the agent talks stops it (else it is not listened for in
+        a conversation at all)."""
+        self._in_conversation = False
         self._agent_since: float | None = None
         self._barged_in = False
         self._echo_tail_until = 0.0
@@ -135,9 +152,25 @@ class FramePipeline:
         """One captured frame (16 kHz mono int16, captured at ``now``); the actions."""
         gate = self.vad.process(pcm)
         if not in_conversation:
+            self._in_conversation = False
+            if self.wake is not None:
+                if muted:
+                    self.wake.pause()
+                else:
+                    event = self.wake.process(
+                        pcm, gate.voiced, echo_possible=False, over_echo=False
+                    )
+                    if event is not None and event.echo:
+                        return [Action(Act.WAKE_ECHO, wake=event)]
+                    if event is not None:
+                        self.vad.close()  # what follows must open the gate afresh
+                        return [Action(Act.WAKE, wake=event)]
             if gate.onset and self.start_on_voice and not muted:
                 return [Action(Act.START_CONVERSATION, frames=list(gate.preroll))]
             return []
+        if not self._in_conversation:
+            self._in_conversation = True
+            self.uplink.reset()  # a new conversation's audio starts here, nothing before
         actions: list[Action] = []
         agent_audible = self._agent_since is not None
         if agent_audible and not self.playback.playing:
@@ -150,18 +183,23 @@ class FramePipeline:
                 self.vad.close()
                 actions.extend(Action(Act.SEND, out) for out in self.uplink.flush_silence())
                 self._echo_tail_until = now + self.echo_tail_s
-        if agent_audible and not self._barged_in and self.barge_in_enabled:
+        guarded = agent_audible and not self._barged_in
+        if guarded and (self.barge_in_enabled or self.wake_interrupts):
             since = self._agent_since if self._agent_since is not None else now
-            if self.bargein.update(
+            fired = self.bargein.update(
                 gate.voiced,
                 gate.level_dbfs,
                 self.playback.level_dbfs(),
                 True,
                 (now - since) * 1000.0,
-            ):
+            )
+            if fired and self.barge_in_enabled:
                 self._barged_in = True
                 self._agent_since = None
                 actions.append(Action(Act.BARGE_IN))
+        woke = False
+        if self.wake_interrupts and self.wake is not None:
+            woke = self._wake_in_conversation(pcm, gate.voiced, agent_audible, muted, actions)
         if gate.onset:
             actions.append(Action(Act.NOTE_ACTIVITY))
             if not agent_audible:
@@ -170,6 +208,7 @@ class FramePipeline:
             actions.append(Action(Act.USER_SPEECH_ENDED))
         speech = (
             gate.speaking
+            and not woke
             and (not agent_audible or self._barged_in)
             and now >= self._echo_tail_until
         )
@@ -178,3 +217,29 @@ class FramePipeline:
         for out in self.uplink.process(pcm, speech):
             actions.append(Action(Act.SEND, out))
         return actions
+
+    def _wake_in_conversation(
+        self, pcm: bytes, voiced: bool, agent_audible: bool, muted: bool, actions: list[Action]
+    ) -> bool:
+        """The wake word while the agent talks stops it; True when it did so now."""
+        wake = self.wake
+        assert wake is not None
+        if muted:
+            wake.pause()
+            return False
+        guarded = agent_audible and not self._barged_in
+        event = wake.process(
+            pcm, voiced, echo_possible=guarded, over_echo=guarded and self.bargein.over_echo
+        )
+        if event is not None and event.echo:
+            actions.append(Action(Act.WAKE_ECHO, wake=event))
+            return False
+        if event is None or not guarded:
+            return False  # the user's turn: already listening
+        self._barged_in = True
+        self._agent_since = None
+        self.vad.close()  # the question must open the gate afresh
+        held = self.uplink.flush_held() if wake.send_wake_audio else self.uplink.flush_silence()
+        actions.extend(Action(Act.SEND, out) for out in held)
+        actions.append(Action(Act.BARGE_IN, wake=event))
+        return True

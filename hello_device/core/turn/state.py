@@ -16,6 +16,8 @@ Conversation transitions (any event not listed for a state is ignored: it return
     -----------------------  ----------------------------  ----------
     conversation_starting    IDLE                          CONNECTING
     conversation_started     IDLE, CONNECTING              LISTENING
+    wake_word                IDLE, CONNECTING              LISTENING   (heard at once;
+                                                                        connects behind)
     conversation_ended       any                           IDLE
     user_speech_started      THINKING                      LISTENING   (user goes on)
     user_speech_ended        LISTENING                     THINKING    (waiting for the agent)
@@ -32,6 +34,9 @@ Decisions for the odd cases:
 * ``agent_audio_started`` while CONNECTING goes to SPEAKING: agent audio (a greeting)
   proves the conversation is up even if ``conversation_started`` was not seen yet. While
   IDLE it is ignored: audio outside a conversation is stale.
+* ``wake_word`` shows LISTENING at once: what the user says next is kept until the
+  conversation is open, so the device is listening before it is connected; the
+  ``conversation_starting`` that follows is then ignored.
 * ``conversation_started`` from IDLE is accepted (a caller may skip ``starting``); from a
   state inside a conversation it is ignored, as is ``conversation_starting``.
 * Events keep working under an overlay: the conversation state moves underneath (and
@@ -170,6 +175,12 @@ class TurnStateMachine:
             DeviceState.LISTENING,
             now,
             "conversation started",
+        )
+
+    def wake_word(self, now: float) -> bool:
+        """The wake word was heard: listening now, while the conversation opens."""
+        return self._move(
+            {DeviceState.IDLE, DeviceState.CONNECTING}, DeviceState.LISTENING, now, "wake word"
         )
 
     def conversation_ended(self, now: float) -> bool:

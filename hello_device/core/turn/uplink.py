@@ -92,3 +92,16 @@ class UplinkGate:
         out = [bytes(len(f)) for f in self._held]
         self._held.clear()
         return out
+
+    def flush_held(self) -> list[bytes]:
+        """The held frames as they were (the caller decided they may be sent)."""
+        out = list(self._held)
+        self._held.clear()
+        return out
+
+    def reset(self) -> None:
+        """A new stream (a conversation opens): nothing held, the full pre-roll to come."""
+        self._held.clear()
+        self._speaking = False
+        self._quiet = 0
+        self._target = self.preroll_frames
