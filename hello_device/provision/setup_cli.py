@@ -45,6 +45,11 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--input-device", help="microphone: name (or part of it), index or default")
     p.add_argument("--output-device", help="loudspeaker: name (or part of it), index or default")
     p.add_argument("--trigger", choices=TRIGGERS, help="what starts a conversation")
+    p.add_argument(
+        "--wake-word",
+        metavar="MODEL",
+        help="with --trigger wake_word: okay_nabu, alexa, hey_jarvis, hey_mycroft or a .json",
+    )
     p.add_argument("--button-pin", type=int, metavar="BCM", help="the button's GPIO pin")
     p.add_argument(
         "--led-pins", metavar="BCM,...", help="status LED pins (comma-separated; '' for none)"
@@ -67,6 +72,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
         input_device=args.input_device,
         output_device=args.output_device,
         trigger=args.trigger,
+        wake_model=args.wake_word,
         button_pin=args.button_pin,
         led_pins=None
         if args.led_pins is None

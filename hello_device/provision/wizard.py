@@ -27,10 +27,11 @@ from hello_device.provision.files import (
 )
 from hello_device.provision.tomlwrite import dumps
 from hello_device.settings import Settings
+from hello_device.settings.schema import BUILTIN_WAKE_MODELS
 
 __all__ = ["Answers", "Prompts", "Search", "collect", "read_current", "write"]
 
-TRIGGERS = ("button", "voice", "auto")
+TRIGGERS = ("button", "voice", "wake_word", "auto")
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Answers:
     input_device: str | None = None
     output_device: str | None = None
     trigger: str | None = None
+    wake_model: str | None = None
     button_pin: int | None = None
     led_pins: list[int] | None = None
     notes: list[str] = field(default_factory=list)
@@ -112,12 +114,18 @@ def collect(
     conversation = current.get("conversation", {})
     while a.trigger is None:
         answer = _ask(
-            prompts, "Trigger: button, voice or auto", conversation.get("start", "button")
+            prompts,
+            "Trigger: button, voice, wake_word or auto",
+            conversation.get("start", "button"),
         )
         if answer in TRIGGERS:
             a.trigger = answer
         else:
             prompts.say(f"  please answer one of: {', '.join(TRIGGERS)}")
+    if a.trigger == "wake_word" and a.wake_model is None:
+        current_model = current.get("wake_word", {}).get("model", "okay_nabu")
+        models = ", ".join(BUILTIN_WAKE_MODELS)
+        a.wake_model = _ask(prompts, f"Wake word ({models}, or a model's .json)", current_model)
     if a.trigger == "button" and a.button_pin is None:
         a.button_pin = _ask_int(prompts, "Button GPIO pin (BCM number)", gpio.get("button_pin"))
     if a.led_pins is None:
@@ -168,6 +176,8 @@ def write(
             audio[name] = int(value) if value.isdigit() else value
     if answers.trigger:
         data.setdefault("conversation", {})["start"] = answers.trigger
+    if answers.wake_model:
+        data.setdefault("wake_word", {})["model"] = answers.wake_model
     gpio = data.setdefault("gpio", {})
     if answers.button_pin is not None:
         gpio["button_pin"] = answers.button_pin

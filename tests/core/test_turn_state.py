@@ -23,6 +23,7 @@ EVENTS: dict[str, Callable[[TurnStateMachine, float], bool]] = {
     "agent_audio_started": TurnStateMachine.agent_audio_started,
     "agent_audio_finished": TurnStateMachine.agent_audio_finished,
     "barge_in": TurnStateMachine.barge_in,
+    "wake_word": TurnStateMachine.wake_word,
 }
 
 # The transition table of the module docstring: (event, from) -> to. Anything else is
@@ -42,6 +43,8 @@ TRANSITIONS: dict[tuple[str, DeviceState], DeviceState] = {
     ("agent_audio_started", S.THINKING): S.SPEAKING,
     ("agent_audio_finished", S.SPEAKING): S.LISTENING,
     ("barge_in", S.SPEAKING): S.LISTENING,
+    ("wake_word", S.IDLE): S.LISTENING,
+    ("wake_word", S.CONNECTING): S.LISTENING,
 }
 CONVERSATION_STATES = [S.IDLE, S.CONNECTING, S.LISTENING, S.THINKING, S.SPEAKING]
 

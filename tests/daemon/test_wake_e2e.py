@@ -14,6 +14,7 @@ import asyncio
 import logging
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,10 @@ import pytest
 from hello_device.core.turn import DeviceState
 from hello_device.daemon import Daemon
 from hello_device.emulator import Emulator, EmulatorConfig
+from hello_device.logs import setup_logging
+from hello_device.systemd import Notifier
 from hello_device.testing import virtual_time
+from hello_device.testing.notify import NotifySocket
 from tests.conftest import UNIT
 from tests.daemon.test_bargein_e2e import first_stretch, long_greeting
 from tests.e2e import (
@@ -29,6 +33,7 @@ from tests.e2e import (
     first_sound,
     last_sound,
     load_wav,
+    make_settings,
     resample_to,
     run_with_emulator,
 )
@@ -206,3 +211,40 @@ def test_the_devices_own_voice_saying_the_word_neither_wakes_nor_stops_it(
     out = resample_to(run.output, run.output_rate, 16000)
     assert first_stretch(out[int(2.0 * 16000) :]) >= length_s - 0.3  # all of it
     assert run.emulator.conversations[0].utterances == []  # no self-talk either
+
+
+def test_a_detection_shows_in_status_and_carries_a_journal_field(
+    shared_audio: Path, tmp_path: Path
+) -> None:
+    """Real notify socket (systemd's STATUS) and the journal handler with its sender
+    replaced (no journald here)."""
+    sent: list[dict[str, Any]] = []
+
+    def sender(MESSAGE: str, **fields: Any) -> None:  # journal.send's parameter name
+        sent.append({"MESSAGE": MESSAGE, **fields})
+
+    notify = NotifySocket(tmp_path / "notify.sock", time_scale=UNIT)
+    assert setup_logging("INFO", "journal", journal_sender=sender) == "journal"
+    try:
+
+        async def scenario() -> None:
+            async with Emulator(EmulatorConfig()) as emu:
+                mic = shared_audio / "wake" / "wake_then_question.wav"
+                settings = make_settings(tmp_path, emu, mic, conversation=WAKE)
+                notifier = Notifier(env={"NOTIFY_SOCKET": notify.path})
+                daemon = Daemon(settings, notifier=notifier, clock=asyncio.get_running_loop().time)
+                assert await asyncio.wait_for(daemon.run(), 60 * UNIT) == 0
+
+        virtual_time.run(scenario())
+    finally:
+        setup_logging("WARNING", "stderr")
+        notify.close()
+    statuses = [m for m in notify.drain() if m.startswith("STATUS=")]
+    woken = [s for s in statuses if "woken by okay_nabu" in s]
+    assert woken and woken[0].startswith("STATUS=listening — woken by okay_nabu (0.")
+    assert any("conversation conv_" in s for s in woken)  # kept while it is open
+    assert statuses[-1].startswith("STATUS=idle")  # and gone after it
+    detections = [r for r in sent if r.get("WAKE_WORD")]
+    assert len(detections) == 1 and detections[0]["WAKE_WORD"] == "okay_nabu"
+    assert "heard" in detections[0]["MESSAGE"]
+    assert 0.85 <= float(detections[0]["WAKE_PROBABILITY"]) <= 1.0

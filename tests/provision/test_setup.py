@@ -3,6 +3,7 @@ answer, and interactive through a real pseudo-terminal (the key is never echoed)
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pty
 import select
@@ -91,6 +92,29 @@ def test_a_second_run_changes_only_what_it_is_given(tmp_path: Path) -> None:
     assert read(config.with_name("config.toml.previous")) == before
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("pymicro_wakeword") is None, reason="the wake extra is not installed"
+)
+def test_the_wake_word_trigger_with_its_model_and_a_model_that_does_not_exist(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[platform]\nagent_id = "agent_ok"\n')
+    result = setup(
+        config, "--trigger", "wake_word", "--wake-word", "alexa",
+        "--yes", "--no-doctor", "--no-restart",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = read(config)
+    assert data["conversation"]["start"] == "wake_word"
+    assert data["wake_word"]["model"] == "alexa"
+    bad = setup(config, "--wake-word", "hey_computer", "--trigger", "wake_word", "--yes",
+                "--no-doctor", "--no-restart")  # fmt: skip
+    assert bad.returncode == 2
+    assert f"config error: {config}" in bad.stderr and "wake_word.model" in bad.stderr
+    assert read(config)["wake_word"]["model"] == "alexa"  # the running one kept
+
+
 def test_a_bad_answer_is_refused_and_the_running_config_kept(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[platform]\nagent_id = "agent_ok"\n')
@@ -166,9 +190,9 @@ def test_interactive_on_a_real_terminal(emulator: EmulatorThread, tmp_path: Path
     term.expect("1. hello-device emulator (demo-agent)")
     term.expect("Pick a number (Enter to search again): ")
     term.send("1")
-    term.expect("Trigger: button, voice or auto [button]: ")
+    term.expect("Trigger: button, voice, wake_word or auto [button]: ")
     term.send("sometimes")
-    term.expect("please answer one of: button, voice, auto")
+    term.expect("please answer one of: button, voice, wake_word, auto")
     term.send("")  # the default
     term.expect("Button GPIO pin (BCM number): ")
     term.send("17")
