@@ -61,7 +61,7 @@ class DaemonBase:
     _ptt_held: bool
     _muted: bool
     _audio_problem: str | None
-    _pending_preroll: collections.deque[bytes]
+    _pending_preroll: collections.deque[tuple[bytes, float]]
     _opening: bool
     _wake_note: str | None
 

@@ -104,8 +104,8 @@ class ConversationsMixin(WakeMixin, SessionListener):
         while not self._stop.is_set():
             self.state.conversation_starting(self.clock())
             session = Session(self.settings, self.player, self.tools, self, clock=self.clock)
-            for pcm in self._take_pending():  # what was said since the trigger
-                session.send_frame(pcm, self.clock())
+            for pcm, captured_at in self._take_pending():  # said since the trigger
+                session.send_frame(pcm, captured_at)
             self.pipeline.conversation_started()
             self.session = session
             self.sessions = [*self.sessions[-9:], session]
@@ -205,11 +205,11 @@ class ConversationsMixin(WakeMixin, SessionListener):
                 if session is not None:
                     session.send_frame(action.pcm, now)
                 else:
-                    self._keep(action.pcm)  # until the conversation being opened exists
+                    self._keep(action.pcm, now)  # until the conversation being opened exists
             elif act is Act.WAKE and action.wake is not None:
                 self._woken(action.wake, now)
             elif act is Act.START_CONVERSATION:
-                self._open(action.frames or [])
+                self._open(action.frames or [], now)
                 log.info("voice detected: starting a conversation")
                 self.start_conversation()
             elif act is Act.WAKE_ECHO and action.wake is not None:

@@ -165,8 +165,9 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin):
         self._muted = False
         self.gpio: Gpio | None = None
         self._audio_problem: str | None = None
-        self._pending_preroll: collections.deque[bytes] = collections.deque()
-        """What the microphone sent since a trigger, until the session exists."""
+        self._pending_preroll: collections.deque[tuple[bytes, float]] = collections.deque()
+        """What the microphone sent since a trigger, with capture times, until the
+        session exists."""
         self._opening = False
         """A trigger heard on the microphone (voice, wake word) opens a conversation."""
         self._wake_note: str | None = None

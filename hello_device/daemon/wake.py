@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hello_device.conversation.session import UPLINK_BACKLOG_S
@@ -50,18 +51,24 @@ class WakeMixin(DaemonBase):
 
     # ------------------------------------------------------------ opening buffer
 
-    def _open(self, frames: list[bytes]) -> None:
-        """A trigger heard on the microphone: until the session exists, what the frame
+    def _open(self, frames: Sequence[bytes], now: float) -> None:
+        """A trigger heard on the microphone (``frames``: the audio that goes first, the
+        last one captured at ``now``): until the session exists, what the frame
         pipeline sends is kept here (bounded like the session's own backlog)."""
-        keep = int(UPLINK_BACKLOG_S * 1000 / self.settings.audio.frame_ms)
+        frame_s = self.settings.audio.frame_ms / 1000
+        keep = int(UPLINK_BACKLOG_S / frame_s)
+        last = len(frames) - 1
         self._opening = True
-        self._pending_preroll = collections.deque(frames, maxlen=keep)
+        self._pending_preroll = collections.deque(
+            ((pcm, now - (last - i) * frame_s) for i, pcm in enumerate(frames)), maxlen=keep
+        )
 
-    def _keep(self, pcm: bytes) -> None:
-        self._pending_preroll.append(pcm)
+    def _keep(self, pcm: bytes, captured_at: float) -> None:
+        self._pending_preroll.append((pcm, captured_at))
 
-    def _take_pending(self) -> list[bytes]:
-        """The kept frames, for the session being created; the opening is over."""
+    def _take_pending(self) -> list[tuple[bytes, float]]:
+        """The kept frames and their capture times, for the session being created; the
+        opening is over."""
         frames = list(self._pending_preroll)
         self._pending_preroll.clear()
         self._opening = False
@@ -79,7 +86,7 @@ class WakeMixin(DaemonBase):
             extra={"WAKE_WORD": event.word, "WAKE_PROBABILITY": f"{event.probability:.2f}"},
         )
         self._earcon("listen")
-        self._open(list(event.frames))
+        self._open(event.frames, now)
         self.state.wake_word(now)
         self.start_conversation()
 

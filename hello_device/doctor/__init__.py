@@ -58,6 +58,7 @@ from hello_device.doctor.checks_system import (
     check_unit,
     gpiochip_problem,
 )
+from hello_device.doctor.checks_wake import check_wake_word
 from hello_device.doctor.cli import cmd_doctor, main, register
 from hello_device.doctor.context import Context
 from hello_device.doctor.results import CheckResult, Status
@@ -110,6 +111,7 @@ __all__ = [
     "check_signed_url",
     "check_state_dir",
     "check_unit",
+    "check_wake_word",
     "cmd_doctor",
     "gpiochip_problem",
     "main",

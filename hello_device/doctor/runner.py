@@ -22,6 +22,7 @@ from hello_device.doctor.checks_network import (
     check_signed_url,
 )
 from hello_device.doctor.checks_system import check_gpio, check_service_user, check_unit
+from hello_device.doctor.checks_wake import check_wake_word
 from hello_device.doctor.context import Context, current_user
 from hello_device.doctor.results import (
     EXIT_CONFIG,
@@ -45,7 +46,8 @@ from hello_device.settings import (
 log = logging.getLogger(__name__)
 
 
-Check = Callable[[Context], CheckResult]
+Check = Callable[[Context], CheckResult | None]
+"""A check: its result, or None where it does not apply (an optional feature unused)."""
 
 CHECKS: tuple[tuple[Check, bool], ...] = (
     (check_configuration, False),
@@ -58,11 +60,16 @@ CHECKS: tuple[tuple[Check, bool], ...] = (
     (check_signed_url, True),
     (check_microphone, True),
     (check_loudspeaker, True),
+    (check_wake_word, True),
     (check_gpio, True),
     (check_unit, False),
     (check_service_user, False),
 )
 """Every check in report order, and whether it needs a loaded configuration."""
+
+FEATURE_CHECKS = frozenset({check_wake_word})
+"""Checks of an optional feature: reported only where it is configured (never as a
+SKIP on a device that does not use it, nor when the configuration does not load)."""
 
 NAMES: dict[Check, str] = {
     check_configuration: "configuration",
@@ -75,13 +82,14 @@ NAMES: dict[Check, str] = {
     check_signed_url: "signed URL",
     check_microphone: "microphone",
     check_loudspeaker: "loudspeaker",
+    check_wake_word: "wake word",
     check_gpio: "GPIO",
     check_unit: "systemd unit",
     check_service_user: "service user",
 }
 
 
-def _run_check(check: Check, ctx: Context) -> CheckResult:
+def _run_check(check: Check, ctx: Context) -> CheckResult | None:
     try:
         return check(ctx)
     except Exception as exc:  # one broken check must not hide the others
@@ -137,9 +145,13 @@ def run_doctor(
     counts = dict.fromkeys(Status, 0)
     for check, needs_settings in CHECKS:
         if needs_settings and settings is None:
-            result = skipped(NAMES[check], "needs a valid configuration")
+            if check in FEATURE_CHECKS:
+                continue
+            result: CheckResult | None = skipped(NAMES[check], "needs a valid configuration")
         else:
             result = _run_check(check, ctx)
+        if result is None:
+            continue
         counts[result.status] += 1
         for line in result.lines():
             emit(line)
