@@ -49,7 +49,11 @@ class Playback:
 
 
 def pipeline(
-    playback: Playback, *, send_wake_audio: bool = False, barge_in: bool = True
+    playback: Playback,
+    *,
+    send_wake_audio: bool = False,
+    barge_in: bool = True,
+    wake_interrupts: bool = True,
 ) -> FramePipeline:
     spotter = WakeWordDetector(WakeWordSettings(model="okay_nabu"))
     return FramePipeline(
@@ -58,6 +62,7 @@ def pipeline(
         UplinkGate("speech", preroll_frames=15, min_frames=2),
         playback,
         barge_in=barge_in,
+        wake_interrupts=wake_interrupts,
         wake=WakeGate(spotter, send_wake_audio=send_wake_audio, preroll_frames=15),
     )
 
@@ -150,6 +155,17 @@ def test_the_wake_word_over_the_agent_stops_it_even_without_barge_in() -> None:
     quiet_agent = [bytes(FRAME)] * len(phrase)  # the agent is silent on the loudspeaker
     acts = agent_over(phrase, playback, p, quiet_agent)
     assert Act.BARGE_IN in acts
+
+
+def test_with_during_agent_ignore_the_word_over_the_agent_does_nothing() -> None:
+    playback = Playback()
+    p = pipeline(playback, barge_in=False, wake_interrupts=False)
+    phrase = frames_of("okay_nabu__en-us.wav")
+    acts = agent_over(phrase, playback, p, [bytes(FRAME)] * len(phrase))
+    assert Act.BARGE_IN not in acts and Act.WAKE not in acts
+    # and outside the conversation it is heard again
+    acts = [a.act for pcm in phrase for a in p.process(pcm, 9.0, in_conversation=False)]
+    assert acts == [Act.WAKE]
 
 
 def test_the_devices_own_voice_saying_the_word_does_not_stop_it() -> None:

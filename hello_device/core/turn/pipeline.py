@@ -4,8 +4,9 @@ Every 20 ms the microphone hands in a frame. What happens to it is decided here 
 only here: the VAD gate, the echo tail after the agent's last word, the barge-in
 detector (is the agent audible? is the user really talking over it?), mute and
 push-to-talk (silence on the wire, never the microphone), the voice and wake-word
-triggers, and the uplink's pre-roll. The daemon executes the :class:`Action` list it gets back, in order:
-send these bytes, stop the agent's playback, start a conversation, move the turn state.
+triggers, and the uplink's pre-roll. The daemon executes the :class:`Action` list it
+gets back, in order: send these bytes, stop the agent's playback, start a conversation,
+move the turn state.
 
 Nothing here reads a clock or touches a socket: the frame's capture time comes in as
 ``now``, the playback side as a :class:`PlaybackView` (the player's ``playing`` flag and
@@ -198,8 +199,10 @@ class FramePipeline:
                 self._agent_since = None
                 actions.append(Action(Act.BARGE_IN))
         woke = False
-        if self.wake_interrupts and self.wake is not None:
+        if self.wake_interrupts:
             woke = self._wake_in_conversation(pcm, gate.voiced, agent_audible, muted, actions)
+        elif self.wake is not None:
+            self.wake.pause()  # not listened for in a conversation: afresh after it
         if gate.onset:
             actions.append(Action(Act.NOTE_ACTIVITY))
             if not agent_audible:
