@@ -156,9 +156,8 @@ class ConversationsMixin(WakeMixin, SessionListener):
             # The platform's Retry-After binds; the rest of the backoff is cut short by a
             # user who wants to talk (the wake word, the button, the voice trigger).
             await first_of(self._stop.wait(), timeout=retry_after)
-            self._trigger.clear()
             await first_of(self._stop.wait(), self._trigger.wait(), timeout=delay - retry_after)
-            self._trigger.clear()
+            self._trigger.clear()  # this attempt is what the trigger asked for
         return True
 
     def on_connected(self, conversation_id: str) -> None:

@@ -130,6 +130,26 @@ def test_the_wake_word_opens_a_conversation_and_the_question_arrives_whole(
         assert burst and burst[0] >= QUESTION[1] - PHRASE[1] - 0.5, burst
 
 
+def test_send_wake_audio_sends_the_phrase_before_the_question(
+    shared_audio: Path, tmp_path: Path
+) -> None:
+    """The platform then hears the name as a turn of its own (the emulator's parrot even
+    answers it, over the start of the question): why the default keeps it back."""
+    mic = shared_audio / "wake" / "wake_then_question.wav"
+    run = virtual_time.run(
+        run_with_emulator(tmp_path, mic, conversation=WAKE, wake_word={"send_wake_audio": True})
+    )
+    assert run.code == 0
+    record = run.emulator.conversations[0]
+    received = np.frombuffer(bytes(record.user_audio), "<i2").astype(np.float64)
+    source, rate = load_wav(mic)
+    phrase = source[int(PHRASE[0] * rate) : int(PHRASE[1] * rate)]
+    at, corr = best_alignment(phrase, received)
+    assert corr > 0.99 and at <= 0.3 * rate, (at, corr)  # the whole phrase, first
+    assert len(record.utterances) == 2  # the name, then the question
+    assert record.utterances[0][0] < (at + len(phrase)) / rate < record.utterances[1][0]
+
+
 @pytest.mark.parametrize("mic", ["noise_fan.wav", "wake/no_wake_word_speech.wav"])
 def test_no_conversation_without_the_wake_word(
     mic: str, shared_audio: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture

@@ -16,7 +16,7 @@ import pytest
 
 from hello_device.conversation.ending import SessionEnd
 from hello_device.daemon import Daemon
-from hello_device.emulator import FAULT_STAGES, EmulatorConfig, Fault
+from hello_device.emulator import FAULT_STAGES, Emulator, EmulatorConfig, Fault
 from hello_device.testing import virtual_time
 from tests.conftest import UNIT
 
@@ -195,3 +195,37 @@ def test_close_code_policy() -> None:
 
     assert [is_resumable(c) for c in (None, 1001, 1006, 1011, 4000, 4999)] == [True] * 6
     assert [is_resumable(c) for c in (1000, 1002, 1008, 3000, 5000)] == [False] * 5
+
+
+def test_a_user_who_wants_to_talk_cuts_the_resume_backoff_short(tmp_path: Path) -> None:
+    """Four attempts in a row closed before the platform accepted them put the next one
+    4-8 s away (5.2 s here without the trigger); a trigger (the wake word, the button)
+    meanwhile starts it at once. (A Retry-After would still bind.)"""
+    from tests.e2e import active, run_with_emulator, silence_wav
+
+    waited: list[float] = []
+
+    async def during(daemon: Daemon, emu: Emulator) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(daemon.ready.wait(), 10 * UNIT)
+        daemon.start_conversation()
+        fourth = await emu.wait_conversation(4, timeout=30 * UNIT)
+        await asyncio.wait_for(fourth.finished.wait(), 10 * UNIT)
+        started = loop.time()
+        daemon.start_conversation()
+        await active(emu, 5)
+        waited.append(loop.time() - started)
+
+    config = EmulatorConfig(fault=Fault("before_metadata", "close", 1011, conversations=4))
+    run = virtual_time.run(
+        run_with_emulator(
+            tmp_path,
+            silence_wav(tmp_path / "s.wav", 20.0),
+            config,
+            during,
+            conversation={"start": "button"},
+        )
+    )
+    assert run.code == 0
+    assert run.daemon.reconnects == 4
+    assert waited and waited[0] < 1.0, waited  # not the 4-8 s of the fifth backoff step
