@@ -41,6 +41,13 @@ class RedactFilter(logging.Filter):
         if secret and len(secret) >= 8 and secret not in self._transient:
             self._transient.append(secret)
 
+    def scrub(self, text: str) -> str:
+        """``text`` with every known secret replaced (for what leaves by other ways than
+        the log: the local API's answers)."""
+        if not self._secrets and not self._transient:
+            return text
+        return redact(text, [*self._secrets, *self._transient])
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not self._secrets and not self._transient:
             return True

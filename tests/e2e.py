@@ -38,6 +38,7 @@ def make_settings(tmp_path: Path, emu: Emulator, input_wav: Path, **sections: An
         },
         "earcons": {"enabled": False},
         "state": {"dir": str(tmp_path / "state")},
+        "local_api": {"enabled": False},  # tests that use it set it, on a free port
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)

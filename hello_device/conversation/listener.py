@@ -24,6 +24,9 @@ class SessionListener:
     def on_agent_response(self, text: str) -> None:
         """The agent's text for its turn."""
 
+    def on_agent_response_correction(self, original: str, corrected: str) -> None:
+        """After an interruption: what the agent really got to say."""
+
 
 @dataclass
 class SessionStats:

@@ -19,11 +19,10 @@ The session owns the socket, the timers and the order of things:
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 from websockets.exceptions import (
     ConnectionClosed,
@@ -42,6 +41,8 @@ from hello_device.conversation.ending import (
 from hello_device.conversation.listener import SessionListener, SessionStats
 from hello_device.conversation.playback import AgentPlayback
 from hello_device.conversation.tools import ToolRegistry
+from hello_device.conversation.transcript import Transcript
+from hello_device.conversation.uplink import UplinkQueue
 from hello_device.conversation.urls import initiation_overrides
 from hello_device.core.formats import AudioFormat
 from hello_device.core.protocol import (
@@ -63,17 +64,6 @@ from hello_device.errors import ConversationError
 from hello_device.settings import Settings
 
 log = logging.getLogger(__name__)
-
-UPLINK_BACKLOG_S = 10.0
-"""Audio held while the socket is not yet streaming, or while the network holds the
-sender back (a voice-triggered conversation's first words wait here while the connection
-opens); beyond it the oldest frames are dropped."""
-
-
-TRANSCRIPT_LINES = 500
-TRANSCRIPT_CHARS = 4000
-"""What a session keeps of its transcript: the last lines, each cut to this length (a
-server cannot grow the device's memory with it)."""
 
 KEEPALIVE_S = 15.0
 """Interval of the variant dialect's client keep-alive ``ping``."""
@@ -106,15 +96,12 @@ class Session:
         self.protocol = ClientProtocol(settings.platform.dialect)
         self.stats = SessionStats()
         self.conversation_id: str | None = None
-        self.transcript: collections.deque[tuple[str, str]] = collections.deque(
-            maxlen=TRANSCRIPT_LINES
-        )
+        self.transcript = Transcript()
         """(speaker, text) lines of this conversation; corrections replace lines."""
+        self.last_agent_event_id: int | None = None
+        """The platform's id of the agent's latest turn (what ``feedback`` rates)."""
         frame_ms = settings.audio.frame_ms
-        self._uplink: collections.deque[tuple[bytes, float]] = collections.deque(
-            maxlen=int(UPLINK_BACKLOG_S * 1000 / frame_ms)
-        )
-        self._uplink_ready = asyncio.Event()
+        self._uplink = UplinkQueue(frame_ms, self.stats)
         self._ws: Socket | None = None
         self._streaming = False
         self._encoder: MicEncoder | None = None
@@ -139,11 +126,7 @@ class Session:
         (up to ``UPLINK_BACKLOG_S``; beyond that the oldest are dropped and counted: stale
         audio only delays the turn).
         """
-        uplink = self._uplink
-        if len(uplink) == uplink.maxlen:
-            self.stats.frames_dropped += 1
-        uplink.append((pcm, captured_at))
-        self._uplink_ready.set()
+        self._uplink.put(pcm, captured_at)
 
     def flush_tail_if_idle(self, now: float) -> None:
         """Called once per captured frame: a paused turn's last sound is pushed out."""
@@ -171,6 +154,27 @@ class Session:
         if self._close_request is None:
             self._close_request = (code, reason)
         self._close_event.set()
+
+    def send_text(self, kind: str, text: str) -> str | None:
+        """``user_message`` or ``contextual_update`` on the open conversation; an error
+        message if there is none yet."""
+        if self._ws is None or not self._streaming:
+            return "the conversation is not open yet"
+        build = (
+            self.protocol.user_message
+            if kind == "user_message"
+            else self.protocol.contextual_update
+        )
+        self._spawn(self._send(build(text)))
+        self._last_activity = self.clock()
+        return None
+
+    def send_feedback(self, score: Literal["like", "dislike"]) -> str | None:
+        """Rate the agent's latest turn; an error message if there is nothing to rate."""
+        if self._ws is None or self.last_agent_event_id is None:
+            return "the agent has not answered yet: nothing to rate"
+        self._spawn(self._send(self.protocol.feedback(self.last_agent_event_id, score)))
+        return None
 
     @property
     def streaming(self) -> bool:
@@ -314,11 +318,13 @@ class Session:
         elif isinstance(event, UserTranscript):
             self.playback.resume()
             self._last_activity = self.clock()
-            self.transcript.append(("user", event.text[:TRANSCRIPT_CHARS]))
+            self.transcript.add("user", event.text)
             log.info("user: %s", peer(event.text))
             self.listener.on_user_transcript(event.text)
         elif isinstance(event, AgentResponse):
-            self.transcript.append(("agent", event.text[:TRANSCRIPT_CHARS]))
+            self.transcript.add("agent", event.text)
+            if event.event_id is not None:
+                self.last_agent_event_id = event.event_id
             log.info("agent: %s", peer(event.text))
             self.listener.on_agent_response(event.text)
         elif isinstance(event, AgentResponseCorrection):
@@ -342,20 +348,16 @@ class Session:
         if samples == 0:
             return
         now = self.clock()
+        self.last_agent_event_id = event.event_id
         self.stats.audio_events += 1
         self.stats.audio_arrivals.append((now, samples))
         self._last_activity = now
         self.listener.on_agent_audio(samples)
 
     def _correct(self, original: str, corrected: str) -> None:
-        for i in range(len(self.transcript) - 1, -1, -1):
-            speaker, text = self.transcript[i]
-            if speaker == "agent" and (text == original or original.startswith(text[:20])):
-                self.transcript[i] = ("agent", corrected[:TRANSCRIPT_CHARS])
-                break
-        else:
-            self.transcript.append(("agent", corrected[:TRANSCRIPT_CHARS]))
+        self.transcript.correct(original, corrected)
         log.info("agent (corrected): %s", peer(corrected))
+        self.listener.on_agent_response_correction(original, corrected)
 
     async def _run_tool(self, ws: Socket, call: ClientToolCall) -> None:
         result, is_error = await self.tools.call(call.tool_name, call.parameters)
@@ -381,23 +383,10 @@ class Session:
         task.add_done_callback(self._tool_tasks.discard)
 
     async def _send_uplink(self, ws: Socket) -> None:
-        """Sends the queued frames in order, one message each, as they come."""
         encoder = self._encoder
         if encoder is None:  # pragma: no cover - _adopt always runs first
             raise ConversationError("no encoder")
-        uplink, ready, stats, clock = self._uplink, self._uplink_ready, self.stats, self.clock
-        message = self.protocol.user_audio_bytes
-        while True:
-            while not uplink:
-                ready.clear()
-                await ready.wait()
-            pcm, captured_at = uplink.popleft()
-            wire = encoder.encode(pcm)
-            if not wire:  # a resampler still filling (first frame of a stream)
-                continue
-            await ws.send(message(wire), text=True)
-            stats.frames_sent += 1
-            stats.wire_latency_s.append(clock() - captured_at)
+        await self._uplink.send(ws, encoder, self.protocol.user_audio_bytes, self.clock)
 
     async def _timers(self) -> None:
         """Inactivity, maximum duration, user_activity and variant keep-alive.

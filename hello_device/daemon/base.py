@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from hello_device.core.turn import TurnStateMachine
     from hello_device.core.turn.pipeline import FramePipeline
     from hello_device.gpio.facade import Gpio
+    from hello_device.local_api.hub import EventHub
     from hello_device.platform.client import PlatformClient
     from hello_device.platform.provider import AgentConfigProvider
     from hello_device.settings import Settings
@@ -40,6 +41,7 @@ class DaemonBase:
     notifier: Notifier
     tools: ToolRegistry
     state: TurnStateMachine
+    events: EventHub
     pipeline: FramePipeline
     session: Session | None
     sessions: list[Session]
@@ -106,4 +108,10 @@ class DaemonBase:
         raise NotImplementedError
 
     def end_conversation(self, reason: str = "ended on the device") -> None:
+        raise NotImplementedError
+
+    def set_muted(self, muted: bool) -> None:
+        raise NotImplementedError
+
+    def set_volume(self, value: float) -> None:
         raise NotImplementedError

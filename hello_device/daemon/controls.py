@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 class ControlsMixin(DaemonBase):
     """Buttons, the mute switch, and the commands behind them."""
 
-    def _set_volume(self, value: float) -> None:
+    def set_volume(self, value: float) -> None:
+        """The output volume, 0..1 (the agent's set_volume tool and the local API)."""
         self.player.volume = value
+        self.events.publish("volume", volume=round(self.player.volume, 3))
 
     def _open_gpio(self, loop: asyncio.AbstractEventLoop) -> None:
         g = self.settings.gpio
@@ -77,6 +79,7 @@ class ControlsMixin(DaemonBase):
         self._muted = muted
         self.state.set_muted(muted, self.clock())
         log.info("microphone %s", "muted" if muted else "unmuted")
+        self.events.publish("muted", muted=muted)
 
     def set_push_to_talk_held(self, held: bool) -> None:
         self._ptt_held = held

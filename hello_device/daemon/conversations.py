@@ -128,6 +128,13 @@ class ConversationsMixin(WakeMixin, SessionListener):
             self.ended.append(end)
             for listener in list(self.listeners):
                 listener("conversation_ended", end)
+            if end.connected:
+                self.events.publish(
+                    "conversation_ended",
+                    conversation_id=session.conversation_id,
+                    reason=end.reason or end.error or "",
+                    code=end.code,
+                )
             set_log_context(CONVERSATION_ID=None)
             self._wake_note = None
             self.player.flush()
@@ -162,6 +169,7 @@ class ConversationsMixin(WakeMixin, SessionListener):
 
     def on_connected(self, conversation_id: str) -> None:
         set_log_context(CONVERSATION_ID=conversation_id)
+        self.events.publish("conversation_started", conversation_id=conversation_id)
         now = self.clock()
         self.state.set_offline(False, now)
         self._show_error()  # the platform took us: a past conversation's error is over
@@ -179,6 +187,13 @@ class ConversationsMixin(WakeMixin, SessionListener):
 
     def on_user_transcript(self, text: str) -> None:
         self.pipeline.user_transcript()
+        self.events.publish("user_transcript", text=text)
+
+    def on_agent_response(self, text: str) -> None:
+        self.events.publish("agent_response", text=text)
+
+    def on_agent_response_correction(self, original: str, corrected: str) -> None:
+        self.events.publish("agent_response_correction", original=original, corrected=corrected)
 
     def on_frame(self, frame: Frame) -> None:
         """One captured frame (event loop thread): the pipeline decides, this executes."""
@@ -220,6 +235,7 @@ class ConversationsMixin(WakeMixin, SessionListener):
             elif act is Act.BARGE_IN and session is not None:
                 session.local_barge_in()
                 self.state.barge_in(now)
+                self.events.publish("barge_in")
                 if action.wake is not None:
                     self._woken_over_agent(action.wake)
                 else:

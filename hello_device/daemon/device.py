@@ -49,6 +49,7 @@ from hello_device.core.turn import (
 )
 from hello_device.core.turn.pipeline import FramePipeline
 from hello_device.core.turn.uplink import UplinkGate
+from hello_device.daemon.api import ApiMixin
 from hello_device.daemon.controls import ControlsMixin
 from hello_device.daemon.conversations import ConversationsMixin
 from hello_device.daemon.platform_link import PlatformLinkMixin
@@ -56,7 +57,9 @@ from hello_device.daemon.status import StatusMixin
 from hello_device.errors import (
     AudioDeviceError,
 )
+from hello_device.local_api.hub import EventHub
 from hello_device.logs import (
+    REDACTOR,
     set_log_context,
 )
 from hello_device.settings import (
@@ -94,7 +97,7 @@ def make_backend(settings: Settings, player: Player) -> AudioBackend:
     return PyAudioBackend(settings.audio, player)
 
 
-class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin):
+class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin, ApiMixin):
     """The running device. ``await Daemon(settings).run()`` returns the exit code."""
 
     def __init__(
@@ -132,9 +135,11 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin):
             settings.device.id,
             settings.device.name,
             __version__,
-            set_volume=self._set_volume,
+            set_volume=self.set_volume,
             get_volume=lambda: self.player.volume,
         )
+        self.events = EventHub(REDACTOR.scrub)
+        """What the local API's clients hear (nothing is done while none listens)."""
         self.state = TurnStateMachine()
         self.state.add_listener(self._on_state)
         set_log_context(DEVICE_ID=settings.device.id, DEVICE_STATE=self.state.state.value)
@@ -247,6 +252,7 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin):
                     self.settings.conversation.start,
                 )
                 self._open_gpio(loop)
+                await self._start_api()
                 self.ready.set()
                 tasks.append(asyncio.create_task(self._conversation_loop(), name="conversations"))
                 tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
@@ -266,6 +272,7 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin):
                 for task in stuck:
                     log.warning("task %s did not stop in time; leaving it", task.get_name())
             self._remove_signals(loop)
+            await self._stop_api()
             if self.gpio is not None:
                 self.gpio.close()
                 self.gpio = None

@@ -41,7 +41,8 @@ class StatusMixin(DaemonBase):
             text = refusal_text(self._provider.failure)
         else:
             text = conversation_error
-        self.state.set_error(text, self.clock())
+        if self.state.set_error(text, self.clock()) and text is not None:
+            self.events.publish("error", message=text)
 
     async def _housekeeping(self) -> None:
         """Once a second: state timeouts, GPIO edges a bounce window may have hidden, and,
@@ -84,6 +85,7 @@ class StatusMixin(DaemonBase):
         if self.gpio is not None:
             self.gpio.show(new)
         self.notifier.status(self._status_text())
+        self.events.publish("state", state=new.value, previous=old.value, reason=reason)
 
     def _status_text(self) -> str:
         extras = []

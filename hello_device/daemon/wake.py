@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from hello_device.conversation.session import UPLINK_BACKLOG_S
+from hello_device.conversation.uplink import UPLINK_BACKLOG_S
 from hello_device.core.turn.wake import WakeEvent, WakeGate
 from hello_device.daemon.base import DaemonBase
 
@@ -85,6 +85,7 @@ class WakeMixin(DaemonBase):
             event.probability,
             extra={"WAKE_WORD": event.word, "WAKE_PROBABILITY": f"{event.probability:.2f}"},
         )
+        self.events.publish("wake_word", word=event.word, probability=event.probability)
         self._earcon("listen")
         self._open(event.frames, now)
         self.state.wake_word(now)

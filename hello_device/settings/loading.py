@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from hello_device.core.text import redact
-from hello_device.core.urls import is_secure_or_loopback
+from hello_device.core.urls import is_loopback_host, is_secure_or_loopback
 from hello_device.errors import ConfigError
 from hello_device.settings import schema
 from hello_device.settings.schema import (
     API_KEY_ENV,
     BUILTIN_WAKE_MODELS,
     SECTIONS,
+    LocalApiSettings,
     Secret,
     Settings,
     WakeWordSettings,
@@ -147,6 +148,7 @@ def _finish(
         audio = dataclasses.replace(audio, output_file=str(base / audio.output_file))
 
     wake = _check_wake(s, base, errs)
+    local_api = _check_local_api(s, base, errs)
 
     gpio = s.gpio
     if gpio.led_type == "rgb" and len(gpio.led_pins) != 3:
@@ -161,8 +163,36 @@ def _finish(
         pass
 
     return dataclasses.replace(
-        s, device=device, platform=platform, audio=audio, wake_word=wake, api_key_source=source
+        s,
+        device=device,
+        platform=platform,
+        audio=audio,
+        wake_word=wake,
+        local_api=local_api,
+        api_key_source=source,
     )
+
+
+def _check_local_api(s: Settings, base: Path, errs: Collector) -> LocalApiSettings:
+    """``listen`` is HOST:PORT, and not beyond loopback without a token (a relative
+    ``token_file`` is relative to the configuration file)."""
+    api = s.local_api
+    if api.token_file and not Path(api.token_file).is_absolute():
+        api = dataclasses.replace(api, token_file=str(base / api.token_file))
+    host, _, port = api.listen.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        errs.add("local_api.listen", f"{api.listen!r} is not HOST:PORT (like 127.0.0.1:8766)")
+    elif api.enabled and not api.token_file and not is_loopback_host(host):
+        errs.add(
+            "local_api.listen",
+            f"{api.listen!r} is beyond loopback: set local_api.token_file too "
+            "(every request must then carry the token)",
+        )
+    for origin in api.allowed_origins:
+        if not re.fullmatch(r"https?://[^/\s]+", origin):
+            errs.add("local_api.allowed_origins", f"{origin!r} is not an origin like https://host")
+    return api
 
 
 def _check_wake(s: Settings, base: Path, errs: Collector) -> WakeWordSettings:

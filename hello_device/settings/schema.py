@@ -327,6 +327,29 @@ class StateSettings:
     """Directory for the cached agent configuration."""
 
 
+@dataclass(frozen=True)
+class LocalApiSettings:
+    """``[local_api]``: state and transcripts out, commands in, for a kiosk's screen app
+    (HTTP and WebSocket on one port; see docs/local-api.md)."""
+
+    enabled: bool = _f(True)
+    """Serve the local API."""
+    listen: str = _f("127.0.0.1:8766", max_len=300)
+    """``HOST:PORT`` to listen on (port 0: any free port). Loopback only, unless
+    ``token_file`` is set."""
+    token_file: str | None = _f(None, max_len=4096)
+    """A file holding a bearer token: then every request needs ``Authorization: Bearer
+    TOKEN``, and a non-loopback ``listen`` is allowed."""
+    allowed_origins: list[str] = _f([])
+    """Web page origins allowed besides loopback ones (``https://kiosk.example``)."""
+    serve_example: bool = _f(False)
+    """Serve the example kiosk page at ``GET /``."""
+    max_clients: int = _f(16, min=1, max=256)
+    """Event clients connected at once."""
+    commands_per_s: float = _f(20.0, min=0.1, max=1000.0)
+    """Commands a client may send per second (bursts of twice that)."""
+
+
 BUILTIN_WAKE_MODELS = ("okay_nabu", "alexa", "hey_jarvis", "hey_mycroft")
 """The wake-word models inside the pymicro-wakeword package."""
 
@@ -365,6 +388,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     state: StateSettings = field(default_factory=StateSettings)
     wake_word: WakeWordSettings = field(default_factory=WakeWordSettings)
+    local_api: LocalApiSettings = field(default_factory=LocalApiSettings)
     source: str = "<defaults>"
     """Path of the file these settings came from."""
     explicit: frozenset[str] = frozenset()

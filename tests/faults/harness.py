@@ -142,6 +142,7 @@ def settings_for(
         },
         "earcons": {"enabled": False},
         "state": {"dir": str(tmp_path / "state")},
+        "local_api": {"enabled": False},  # many daemons at once: no port to share
     }
     if ws_url:
         data["platform"]["ws_url"] = ws_url

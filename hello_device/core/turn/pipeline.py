@@ -104,6 +104,8 @@ class FramePipeline:
         """The wake word while the agent talks stops it (else it is not listened for in
         a conversation at all)."""
         self._in_conversation = False
+        self.mic_dbfs = -120.0
+        """The level of the last frame (for level meters)."""
         self._agent_since: float | None = None
         self._barged_in = False
         self._echo_tail_until = 0.0
@@ -152,6 +154,7 @@ class FramePipeline:
     ) -> list[Action]:
         """One captured frame (16 kHz mono int16, captured at ``now``); the actions."""
         gate = self.vad.process(pcm)
+        self.mic_dbfs = gate.level_dbfs
         if not in_conversation:
             self._in_conversation = False
             if self.wake is not None:
