@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +45,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from idle_cost import compare
 
 from hello_device.audio.wav import read_wav_pcm
 from hello_device.core.turn import DeviceState
@@ -59,7 +59,6 @@ WAKE = REPO / "tests" / "data" / "audio" / "wake"
 RATE = 16000
 PHRASE_END = 2.31  # wake_then_question.wav ground truth
 QUESTION = 3.36
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def mono(path: Path) -> np.ndarray:
@@ -210,76 +209,18 @@ def latency(runs: int, slow_s: float) -> None:
 # ------------------------------------------------------------------ the cost
 
 
-def proc_cpu_rss(pid: int) -> tuple[float, float]:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    rss = next(
-        int(line.split()[1]) / 1024
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-        if line.startswith("VmRSS:")
-    )
-    return (int(fields[11]) + int(fields[12])) / TICK, rss
-
-
-def cost_run(tmp: Path, start: str, window_s: float) -> tuple[float, float]:
-    """(CPU share of one core over the window, RSS MB at its end) of an idle daemon."""
-    speech = mono(WAKE / "no_wake_word_speech.wav")
-    mic = write_wav(
-        tmp / "idle.wav",
-        np.concatenate([speech, np.zeros(int((window_s + 15) * RATE))])[
-            : int((window_s + 10) * RATE)
-        ],
-    )
-    q = json.dumps
-    conf = tmp / f"{start}.toml"
-    conf.write_text(
-        f"""[device]\nid = "bench"\n[platform]\nagent_id = "demo-agent"\napi_base_url = "http://127.0.0.1:9"\n"""
-        f"""[conversation]\nstart = {q(start)}\n[audio]\nbackend = "file"\ninput_file = {q(str(mic))}\n"""
-        f"""output_file = {q(str(tmp / "o.wav"))}\nexit_at_end = true\n[state]\ndir = {q(str(tmp / "state"))}\n"""
-        f"""[logging]\nlevel = "INFO"\ntarget = "stderr"\n"""
-    )
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "hello_device", "run", "--config", str(conf)],
-        cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    assert child.stderr is not None
-    for line in child.stderr:
-        if " ready (device" in line:
-            break
-    time.sleep(3.0)  # let the boot's last allocations settle
-    cpu0, _ = proc_cpu_rss(child.pid)
-    t0 = time.monotonic()
-    time.sleep(window_s)
-    cpu1, rss = proc_cpu_rss(child.pid)
-    wall = time.monotonic() - t0
-    child.terminate()
-    child.communicate(timeout=10)
-    return (cpu1 - cpu0) / wall, rss
-
-
 def cost(runs: int, window_s: float) -> None:
+    speech = mono(WAKE / "no_wake_word_speech.wav")
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        results: dict[str, list[tuple[float, float]]] = {"button": [], "wake_word": []}
-        for _ in range(runs):
-            for start in ("button", "wake_word"):
-                results[start].append(cost_run(tmp, start, window_s))
-    print(f"\nIdle daemon, {runs} runs each, {window_s:g} s windows (no platform reachable: the")
-    print("configuration comes from nowhere; the audio loop runs as on a device):")
-    for start, rows in results.items():
-        cpu = [c for c, _ in rows]
-        rss = [r for _, r in rows]
-        print(f"  start = {start:<10} CPU {statistics.median(cpu) * 100:.2f} % of one core "
-              f"(min {min(cpu) * 100:.2f}, max {max(cpu) * 100:.2f}); RSS {statistics.median(rss):.1f} MB")  # fmt: skip
-    wake = statistics.median(c for c, _ in results["wake_word"])
-    idle = statistics.median(c for c, _ in results["button"])
-    print(
-        f"  detection costs {100 * (wake - idle):.2f} % of one core; ratio to the idle daemon {wake / idle:.2f}x;"
-    )
-    print(
-        f"  RSS added {statistics.median(r for _, r in results['wake_word']) - statistics.median(r for _, r in results['button']):.1f} MB"
-    )
+        length = int((window_s + 10) * RATE)
+        padded = np.concatenate([speech, np.zeros(length)])[:length]
+        mic = write_wav(tmp / "idle.wav", padded)
+        variants = {
+            'start = "button"': '[conversation]\nstart = "button"',
+            'start = "wake_word"': '[conversation]\nstart = "wake_word"',
+        }
+        compare(tmp, mic, variants, runs, window_s, "continuous detection")
 
 
 def main() -> int:

@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 # systemd: systemd-analyze, for the unit-file tests.
 APT_PACKAGES=(python3 python3-venv python3-dev gcc g++ pkg-config portaudio19-dev libsystemd-dev
   systemd pulseaudio pulseaudio-utils libasound2-plugins openssl tinyproxy)
+# The tests also drive the example kiosk page in a headless Chromium (tests/local_api/).
+if [ "${1:-test}" = test ]; then
+  APT_PACKAGES+=(chromium)
+fi
 # The Debian package test (tests/packaging/test_deb.py: build, then install into a
 # debootstrap root) needs root; its tools are installed where it can run.
 if [ "$(id -u)" -eq 0 ] && [ "${1:-test}" = test ]; then
@@ -91,7 +95,8 @@ case "$job" in
     say "ruff format"; .venv/bin/ruff format --check .
     say "mypy";        .venv/bin/mypy  # the package, its tests and the benchmarks (pyproject.toml)
     # In CI the real-audio tests must run, not skip, when no sound server starts.
-    [ "${CI:-}" = "true" ] && export HELLO_DEVICE_REQUIRE_SOUND=1 HELLO_DEVICE_REQUIRE_DEB=1
+    [ "${CI:-}" = "true" ] && export HELLO_DEVICE_REQUIRE_SOUND=1 HELLO_DEVICE_REQUIRE_DEB=1 \
+      HELLO_DEVICE_REQUIRE_BROWSER=1
     say "pytest";      exec .venv/bin/python -m pytest ;;
   *) echo "usage: scripts/dev.sh [setup|demo|test]" >&2; exit 2 ;;
 esac

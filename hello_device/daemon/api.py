@@ -4,6 +4,8 @@ is imported only then, and only when the API is enabled)."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,8 @@ class ApiMixin(DaemonBase):
     """What the local API reads and asks of the daemon."""
 
     _api_server: LocalApiServer | None = None
+    api_started: asyncio.Event
+    """Set once the local API serves (or could not, or is disabled)."""
 
     @property
     def api_port(self) -> int | None:
@@ -74,19 +78,25 @@ class ApiMixin(DaemonBase):
         return None
 
     async def _start_api(self) -> None:
-        """Serve the local API, if enabled; a port already taken is logged, not fatal."""
-        api = self.settings.local_api
-        if not api.enabled:
-            return
-        from hello_device.local_api.server import LocalApiServer
+        """Serve the local API, if enabled; a port already taken is logged, not fatal.
 
+        aiohttp is imported in a thread (0.15 s here, most of a second on a Pi Zero):
+        the event loop, and the audio with it, go on meanwhile."""
+        api = self.settings.local_api
         try:
-            server = LocalApiServer(self, self.events, api, clock=self.clock)
-            await server.start()
-        except (OSError, ValueError) as exc:
-            log.error("local API not started on %s: %s", api.listen, exc)
-            return
-        self._api_server = server
+            if not api.enabled:
+                return
+            name = "hello_device.local_api.server"
+            module = await asyncio.to_thread(importlib.import_module, name)
+            try:
+                server = module.LocalApiServer(self, self.events, api, clock=self.clock)
+                await server.start()
+            except (OSError, ValueError) as exc:
+                log.error("local API not started on %s: %s", api.listen, exc)
+                return
+            self._api_server = server
+        finally:
+            self.api_started.set()
 
     async def _stop_api(self) -> None:
         if self._api_server is not None:

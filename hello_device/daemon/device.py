@@ -153,6 +153,7 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin, 
         self.listeners: list[Callable[[str, SessionEnd | None], None]] = []
         """Called with ("conversation_ended", end) after each conversation attempt."""
         self.ready = asyncio.Event()
+        self.api_started = asyncio.Event()
         """Set once the daemon is ready to converse (audio open, configuration loaded)."""
         self._stop = asyncio.Event()
         """Set once the daemon is stopping: every loop checks it (a cancellation alone
@@ -252,11 +253,11 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin, 
                     self.settings.conversation.start,
                 )
                 self._open_gpio(loop)
-                await self._start_api()
                 self.ready.set()
                 tasks.append(asyncio.create_task(self._conversation_loop(), name="conversations"))
                 tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
                 tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+                tasks.append(asyncio.create_task(self._start_api(), name="local-api"))
                 if self.settings.conversation.start == "auto":
                     self._trigger.set()
                 await first_of(self.backend.finished.wait(), self._stop.wait())

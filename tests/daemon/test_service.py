@@ -301,6 +301,7 @@ def test_sighup_reloads_at_the_next_boundary_and_keeps_a_good_config(
     try:
         notify.receive_until(lambda m: m.startswith("READY=1"), 20)
         first = emulator.call(emulator.emu.wait_conversation(1))
+        emulator.call(asyncio.wait_for(first.initiated.wait(), 10))
         write_config(config, emulator.emu, tmp_path, "Front desk")
         proc.send_signal(signal.SIGHUP)
         # Not in the middle of a conversation: applied when this one ends.

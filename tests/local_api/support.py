@@ -13,6 +13,9 @@ from typing import Any
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 
+import hello_device.local_api.server  # noqa: F401 - imported now: the daemon imports it
+
+# in a thread, which a virtual-time loop does not wait for (it would race the audio file)
 from hello_device.daemon import Daemon
 from hello_device.emulator import Emulator, EmulatorConfig
 from hello_device.testing import virtual_time
@@ -113,18 +116,21 @@ def run_api(
     config: EmulatorConfig | None = None,
     limit_s: float = 60.0,
     local_api: dict[str, Any] | None = None,
+    real_time: bool = False,
     **sections: Any,
 ) -> Run:
-    """Run the daemon (button start, API on a free port) until the input file ends."""
+    """Run the daemon (button start, API on a free port) until the input file ends, in
+    virtual time (``real_time`` for a browser, which keeps its own clock)."""
 
     async def during(daemon: Daemon, emu: Emulator) -> None:
-        await asyncio.wait_for(daemon.ready.wait(), 10 * UNIT)
+        await asyncio.wait_for(daemon.api_started.wait(), 10 * UNIT)
         assert daemon.api_port is not None
         async with aiohttp.ClientSession() as http:
             await scenario(daemon, emu, Api(daemon.api_port, http))
 
     api = {"enabled": True, "listen": "127.0.0.1:0", **(local_api or {})}
     sections.setdefault("conversation", {"start": "button"})
-    return virtual_time.run(
-        run_with_emulator(tmp_path, mic, config, during, limit_s=limit_s, local_api=api, **sections)
+    run = run_with_emulator(
+        tmp_path, mic, config, during, limit_s=limit_s, local_api=api, **sections
     )
+    return asyncio.run(run) if real_time else virtual_time.run(run)
