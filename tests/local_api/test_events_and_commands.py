@@ -13,7 +13,7 @@ import pytest
 
 from hello_device.core.turn import DeviceState
 from hello_device.daemon import Daemon
-from hello_device.emulator import Emulator
+from hello_device.emulator import Emulator, EmulatorConfig
 from tests.conftest import UNIT
 from tests.e2e import active, silence_wav
 
@@ -141,3 +141,31 @@ def test_commands_over_http_for_curl_users(tmp_path: Path) -> None:
 
     run = run_api(tmp_path, silence_wav(tmp_path / "s.wav", 4.0), scenario)
     assert run.code == 0
+
+
+def test_barge_in_and_the_agents_correction_reach_the_client(
+    shared_audio: Path, tmp_path: Path
+) -> None:
+    """The user talks over a long greeting (bargein.wav): the device's barge-in, then the
+    platform's correction of what the agent got to say."""
+    from tests.daemon.test_bargein_e2e import long_greeting
+
+    greeting, _ = long_greeting(shared_audio, tmp_path)
+    text = "Let me tell you a long story about the museum and its many rooms."
+    seen: list[dict[str, object]] = []
+
+    async def scenario(daemon: Daemon, emu: Emulator, api: Api) -> None:
+        async with api.events() as ws:
+            await next_event(ws, "snapshot")
+            assert (await command(ws, 1, "start_conversation"))["ok"]
+            seen.append(await next_event(ws, "barge_in", within_s=30))
+            seen.append(await next_event(ws, "agent_response_correction", within_s=30))
+
+    config = EmulatorConfig(first_message=text, first_message_audio=str(greeting))
+    run = run_api(tmp_path, shared_audio / "bargein.wav", scenario, config)
+    assert run.code == 0
+    correction = seen[1]
+    assert correction["original"] == text
+    corrected = correction["corrected"]
+    assert isinstance(corrected, str) and corrected.endswith("...")
+    assert text.startswith(corrected[:-3]) and len(corrected) < len(text)
