@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 # systemd: systemd-analyze, for the unit-file tests.
 APT_PACKAGES=(python3 python3-venv python3-dev gcc g++ pkg-config portaudio19-dev libsystemd-dev
   systemd pulseaudio pulseaudio-utils libasound2-plugins openssl tinyproxy)
-# The tests also drive the example kiosk page in a headless Chromium (tests/local_api/).
+# The tests also drive the example kiosk page in a headless Chromium (tests/local_api/)
+# and read the metrics through a real node_exporter (tests/metrics/).
 if [ "${1:-test}" = test ]; then
-  APT_PACKAGES+=(chromium)
+  APT_PACKAGES+=(chromium prometheus-node-exporter)
 fi
 # The Debian package test (tests/packaging/test_deb.py: build, then install into a
 # debootstrap root) needs root; its tools are installed where it can run.
@@ -46,9 +47,13 @@ install_apt() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The proxy tests start their own tinyproxy; the system service the package enables
   # is not needed (stopped only when this script installed the package).
-  if [[ " ${missing[*]} " == *" tinyproxy "* ]] && [ -d /run/systemd/system ]; then
-    $sudo systemctl disable --now tinyproxy >/dev/null 2>&1 || true
-  fi
+  # (The same for node_exporter: the metrics test starts its own, on loopback.)
+  local service
+  for service in tinyproxy prometheus-node-exporter; do
+    if [[ " ${missing[*]} " == *" $service "* ]] && [ -d /run/systemd/system ]; then
+      $sudo systemctl disable --now "$service" >/dev/null 2>&1 || true
+    fi
+  done
 }
 
 pip_quietly() {

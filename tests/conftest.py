@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,17 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 UNIT = float(os.environ.get("HELLO_DEVICE_TEST_UNIT", "1.0"))
+
+
+def needs_tool(name: str, package: str) -> str:
+    """The path of a program the test drives; skipped where it is not installed, but a
+    failure in CI (``CI=true``), where scripts/dev.sh installs it."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is missing in CI: scripts/dev.sh installs {package}")
+        pytest.skip(f"{name} is not installed (apt-get install {package})")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -39,6 +40,8 @@ class SessionStats:
         default_factory=lambda: collections.deque(maxlen=5000)
     )
     """Seconds from a frame's last captured sample to the end of its ``send``."""
+    on_wire_latency: Callable[[float], None] | None = None
+    """Also called with each of those (the metrics' histogram)."""
     audio_arrivals: collections.deque[tuple[float, int]] = field(
         default_factory=lambda: collections.deque(maxlen=2000)
     )

@@ -180,6 +180,13 @@ class Session:
     def streaming(self) -> bool:
         return self._streaming
 
+    @property
+    def ping_rtt_s(self) -> float | None:
+        """The last keep-alive round trip to the platform (websockets' measure)."""
+        ws = self._ws
+        latency = getattr(ws, "latency", None) if ws is not None else None
+        return float(latency) if latency else None
+
     # ------------------------------------------------------------ the conversation
 
     async def run(self, url: str) -> SessionEnd:

@@ -55,4 +55,7 @@ class UplinkQueue:
                 continue
             await ws.send(message(wire), text=True)
             stats.frames_sent += 1
-            stats.wire_latency_s.append(clock() - captured_at)
+            latency = clock() - captured_at
+            stats.wire_latency_s.append(latency)
+            if stats.on_wire_latency is not None:
+                stats.on_wire_latency(latency)

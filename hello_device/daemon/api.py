@@ -45,6 +45,25 @@ class ApiMixin(DaemonBase):
             "last_error": self.state.error,
         }
 
+    def api_metrics(self) -> bytes | None:
+        """The Prometheus text format, or None when metrics are off."""
+        return self.metrics.exposition() if self.metrics is not None else None
+
+    def metrics_values(self) -> dict[str, Any]:
+        """What the metrics collector reads when it is scraped."""
+        session = self.session
+        provider = self._provider
+        return {
+            "state": self.state.state.value,
+            "muted": self._muted,
+            "volume": self.player.volume,
+            "connected": session is not None and session.streaming,
+            "reconnects": self.reconnects,
+            "underruns": self.player.underruns,
+            "overflows": getattr(self.backend, "overflows", 0),
+            "config_fetched_at": provider.fetched_at if provider is not None else None,
+        }
+
     def api_levels(self) -> dict[str, float]:
         return {
             "mic_dbfs": round(self.pipeline.mic_dbfs, 1),

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from hello_device.core.turn.pipeline import FramePipeline
     from hello_device.gpio.facade import Gpio
     from hello_device.local_api.hub import EventHub
+    from hello_device.metrics import DeviceMetrics
     from hello_device.platform.client import PlatformClient
     from hello_device.platform.provider import AgentConfigProvider
     from hello_device.settings import Settings
@@ -42,6 +43,7 @@ class DaemonBase:
     tools: ToolRegistry
     state: TurnStateMachine
     events: EventHub
+    metrics: DeviceMetrics | None
     pipeline: FramePipeline
     session: Session | None
     sessions: list[Session]
@@ -65,6 +67,9 @@ class DaemonBase:
     _audio_problem: str | None
     _pending_preroll: collections.deque[tuple[bytes, float]]
     _opening: bool
+    _user_done_at: float | None
+    _onset_over_agent: float | None
+    _last_rtt: float | None
     _wake_note: str | None
 
     @property

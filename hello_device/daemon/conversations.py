@@ -21,6 +21,8 @@ from hello_device.core.backoff import Backoff
 from hello_device.core.turn.pipeline import Act
 from hello_device.daemon.wake import WakeMixin
 from hello_device.errors import (
+    AgentNotFoundError,
+    AuthError,
     PlatformError,
     PlatformUnavailable,
     needs_human,
@@ -104,6 +106,8 @@ class ConversationsMixin(WakeMixin, SessionListener):
         while not self._stop.is_set():
             self.state.conversation_starting(self.clock())
             session = Session(self.settings, self.player, self.tools, self, clock=self.clock)
+            if self.metrics is not None:
+                session.stats.on_wire_latency = self.metrics.capture_to_wire.observe
             for pcm, captured_at in self._take_pending():  # said since the trigger
                 session.send_frame(pcm, captured_at)
             self.pipeline.conversation_started()
@@ -117,6 +121,8 @@ class ConversationsMixin(WakeMixin, SessionListener):
                 end = await session.run(url)
             except PlatformError as exc:
                 refused = needs_human(exc)
+                if self.metrics is not None:
+                    self.metrics.platform_errors.labels(error_kind(exc)).inc()
                 log.log(logging.ERROR if refused else logging.WARNING, "no signed URL: %s", exc)
                 if refused:  # a human must act: the provider shows it and retries slowly
                     self.provider.report_failure(exc)
@@ -128,6 +134,9 @@ class ConversationsMixin(WakeMixin, SessionListener):
             self.ended.append(end)
             for listener in list(self.listeners):
                 listener("conversation_ended", end)
+            if end.connected and self.metrics is not None:
+                normal = end.by_client or (end.code == 1000 and end.error is None)
+                self.metrics.count_conversation(normal, end.resumable)
             if end.connected:
                 self.events.publish(
                     "conversation_ended",
@@ -181,6 +190,9 @@ class ConversationsMixin(WakeMixin, SessionListener):
         now = self.clock()
         if self.pipeline.agent_audio_started(now):
             self.state.agent_audio_started(now)
+            done, self._user_done_at = self._user_done_at, None
+            if done is not None and self.metrics is not None:
+                self.metrics.response.observe(max(0.0, now - done))
 
     def on_interruption(self) -> None:
         self.pipeline.interrupted()
@@ -236,15 +248,34 @@ class ConversationsMixin(WakeMixin, SessionListener):
                 session.local_barge_in()
                 self.state.barge_in(now)
                 self.events.publish("barge_in")
+                onset, self._onset_over_agent = self._onset_over_agent, None
+                if self.metrics is not None:
+                    self.metrics.barge_ins.inc()
+                    if onset is not None and now - onset < 3.0:
+                        self.metrics.barge_in_reaction.observe(now - onset)
                 if action.wake is not None:
                     self._woken_over_agent(action.wake)
                 else:
                     log.info("barge-in: the user talks over the agent; playback stopped")
             elif act is Act.NOTE_ACTIVITY and session is not None:
                 session.note_activity()
+                if self.pipeline.agent_audible:
+                    self._onset_over_agent = now
             elif act is Act.USER_SPEECH_STARTED:
                 self.state.user_speech_started(now)
             elif act is Act.USER_SPEECH_ENDED:
                 self.state.user_speech_ended(now)
+                self._user_done_at = now
             elif act is Act.AGENT_AUDIO_FINISHED:
                 self.state.agent_audio_finished(now)
+
+
+def error_kind(exc: Exception) -> str:
+    """A platform failure's kind, as the metrics label it."""
+    if isinstance(exc, AuthError):
+        return "auth"
+    if isinstance(exc, AgentNotFoundError):
+        return "agent_not_found"
+    if isinstance(exc, PlatformUnavailable):
+        return "unavailable"
+    return "other"

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from hello_device.audio.aec import EchoCanceller
     from hello_device.core.agent_profile import AgentProfile
     from hello_device.gpio.facade import Gpio
+    from hello_device.metrics import DeviceMetrics
     from hello_device.platform.client import PlatformClient
     from hello_device.platform.provider import AgentConfigProvider
 
@@ -138,6 +139,11 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin, 
             set_volume=self.set_volume,
             get_volume=lambda: self.player.volume,
         )
+        self.metrics: DeviceMetrics | None = None
+        if settings.metrics.enabled:
+            from hello_device.metrics import DeviceMetrics
+
+            self.metrics = DeviceMetrics(self)
         self.events = EventHub(REDACTOR.scrub)
         """What the local API's clients hear (nothing is done while none listens)."""
         self.state = TurnStateMachine()
@@ -175,6 +181,9 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin, 
         """What the microphone sent since a trigger, with capture times, until the
         session exists."""
         self._opening = False
+        self._user_done_at: float | None = None  # the user's turn ended (for metrics)
+        self._onset_over_agent: float | None = None  # user speech began over the agent
+        self._last_rtt: float | None = None
         """A trigger heard on the microphone (voice, wake word) opens a conversation."""
         self._wake_note: str | None = None
         """What woke the open conversation, for STATUS (``woken by okay_nabu (0.97)``)."""
@@ -258,6 +267,13 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin, 
                 tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
                 tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
                 tasks.append(asyncio.create_task(self._start_api(), name="local-api"))
+                textfile = self.settings.metrics.textfile
+                if self.metrics is not None and textfile:
+                    from hello_device.metrics import write_textfile
+
+                    interval = self.settings.metrics.interval_s
+                    writer = write_textfile(self.metrics, textfile, interval, self._stop.is_set)
+                    tasks.append(asyncio.create_task(writer, name="metrics-textfile"))
                 if self.settings.conversation.start == "auto":
                     self._trigger.set()
                 await first_of(self.backend.finished.wait(), self._stop.wait())

@@ -163,6 +163,8 @@ class PlatformLinkMixin(DaemonBase):
         try:
             new = load_settings(self.config_path, warn=lambda m: log.warning("%s", m))
         except ConfigError as exc:
+            if self.metrics is not None:
+                self.metrics.refused_configs.inc()
             for line in exc.problems:
                 log.error("reload refused, keeping the running configuration: %s", line)
         else:

@@ -54,9 +54,19 @@ class StatusMixin(DaemonBase):
             self.state.tick(self.clock())
             if self.gpio is not None:
                 self.gpio.resync()
+            self._sample_ping_rtt()
             if self.provider.needs_human and self._watched_files_changed():
                 log.info("the configuration changed on disk; reloading")
                 self.request_reload()
+
+    def _sample_ping_rtt(self) -> None:
+        """The keep-alive round trip, into the metrics each time websockets measured a
+        new one."""
+        session = self.session
+        rtt = session.ping_rtt_s if session is not None else None
+        if rtt is not None and rtt != self._last_rtt and self.metrics is not None:
+            self.metrics.ping_rtt.observe(rtt)
+        self._last_rtt = rtt
 
     def _earcon(self, kind: str) -> None:
         e = self.settings.earcons

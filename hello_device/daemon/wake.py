@@ -86,6 +86,8 @@ class WakeMixin(DaemonBase):
             extra={"WAKE_WORD": event.word, "WAKE_PROBABILITY": f"{event.probability:.2f}"},
         )
         self.events.publish("wake_word", word=event.word, probability=event.probability)
+        if self.metrics is not None:
+            self.metrics.wake_words.inc()
         self._earcon("listen")
         self._open(event.frames, now)
         self.state.wake_word(now)
@@ -100,4 +102,6 @@ class WakeMixin(DaemonBase):
             extra={"WAKE_WORD": event.word, "WAKE_PROBABILITY": f"{event.probability:.2f}"},
         )
         self._wake_note = f"woken by {event.word} ({event.probability:.2f})"
+        if self.metrics is not None:
+            self.metrics.wake_words.inc()
         self._earcon("listen")

@@ -51,6 +51,8 @@ class ApiTarget(Protocol):
 
     def api_levels(self) -> dict[str, float]: ...
 
+    def api_metrics(self) -> bytes | None: ...
+
 
 def error(status: int, message: str) -> web.Response:
     return web.json_response({"ok": False, "error": message}, status=status)
@@ -100,6 +102,7 @@ class LocalApiServer:
         app.router.add_get("/v1/state", self._state)
         app.router.add_get("/v1/events", self._events)
         app.router.add_post("/v1/commands/{name}", self._command)
+        app.router.add_get("/metrics", self._metrics)
         if self.settings.serve_example:
             app.router.add_get("/", self._example)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -139,6 +142,12 @@ class LocalApiServer:
     async def _state(self, request: web.Request) -> web.Response:
         text = self.hub.scrub(json.dumps(self.target.api_snapshot(), ensure_ascii=False))
         return web.Response(text=text, content_type="application/json")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = self.target.api_metrics()
+        if body is None:
+            return error(404, "metrics are off ([metrics] enabled = false)")
+        return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
     async def _example(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(EXAMPLE)

@@ -350,6 +350,20 @@ class LocalApiSettings:
     """Commands a client may send per second (bursts of twice that)."""
 
 
+@dataclass(frozen=True)
+class MetricsSettings:
+    """``[metrics]``: Prometheus metrics, at ``GET /metrics`` on the local API and, for
+    node_exporter's textfile collector, in a file (see docs/fleet.md)."""
+
+    enabled: bool = _f(True)
+    """Keep the metrics (and serve them on the local API)."""
+    textfile: str | None = _f(None, max_len=4096)
+    """Write them to this ``.prom`` file every ``interval_s`` (for node_exporter's
+    ``--collector.textfile.directory``; written atomically)."""
+    interval_s: float = _f(15.0, min=1.0, max=3600.0)
+    """How often the textfile is written."""
+
+
 BUILTIN_WAKE_MODELS = ("okay_nabu", "alexa", "hey_jarvis", "hey_mycroft")
 """The wake-word models inside the pymicro-wakeword package."""
 
@@ -389,6 +403,7 @@ class Settings:
     state: StateSettings = field(default_factory=StateSettings)
     wake_word: WakeWordSettings = field(default_factory=WakeWordSettings)
     local_api: LocalApiSettings = field(default_factory=LocalApiSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     source: str = "<defaults>"
     """Path of the file these settings came from."""
     explicit: frozenset[str] = frozenset()
