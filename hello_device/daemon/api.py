@@ -66,7 +66,7 @@ class ApiMixin(DaemonBase):
 
     def api_levels(self) -> dict[str, float]:
         return {
-            "mic_dbfs": round(self.pipeline.mic_dbfs, 1),
+            "mic_dbfs": -120.0 if self._muted else round(self.pipeline.mic_dbfs, 1),
             "output_dbfs": round(self.player.level_dbfs(), 1),
         }
 
@@ -83,6 +83,9 @@ class ApiMixin(DaemonBase):
                 return "no conversation is open"
             self.end_conversation("ended by the local API")
         elif name in ("mute", "unmute"):
+            buttons = self.gpio.buttons if self.gpio is not None else None
+            if name == "unmute" and buttons is not None and buttons.muted:
+                return "the mute switch is closed: open it to unmute"
             self.set_muted(name == "mute")
         elif name == "set_volume":
             self.set_volume(command.volume)

@@ -60,6 +60,7 @@ class ConversationsMixin(WakeMixin, SessionListener):
                     log.debug("not starting a conversation: the platform refused the device")
                     self._earcon("error")
                     self._take_pending()
+                    self._wake_note = None
                     self.state.conversation_ended(self.clock())
                     continue
                 ok = await self._conversation_with_resume()
@@ -69,7 +70,9 @@ class ConversationsMixin(WakeMixin, SessionListener):
                 self.session = None
                 self.state.conversation_ended(self.clock())
                 ok = False
-            self._take_pending()  # nothing kept for a conversation that is over
+            if not self._trigger.is_set():  # else: a trigger heard since, kept for it
+                self._take_pending()
+                self._wake_note = None
             failures = 0 if ok else failures + 1
             auto = self.settings.conversation.start == "auto"
             if auto and not self._stop.is_set() and not self._blocked():
@@ -105,6 +108,7 @@ class ConversationsMixin(WakeMixin, SessionListener):
         cap = self.settings.platform.reconnect_max_backoff_s
         while not self._stop.is_set():
             self.state.conversation_starting(self.clock())
+            self._trigger.clear()  # this attempt answers every trigger heard so far
             session = Session(self.settings, self.player, self.tools, self, clock=self.clock)
             if self.metrics is not None:
                 session.stats.on_wire_latency = self.metrics.capture_to_wire.observe

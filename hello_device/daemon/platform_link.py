@@ -175,11 +175,20 @@ class PlatformLinkMixin(DaemonBase):
                 new = replace(new, **{k: getattr(self.settings, k) for k in kept})
             if new.platform.api_key:
                 REDACTOR.add(new.platform.api_key.reveal())
-            if new.platform != self.base_settings.platform:
-                self._use_platform_settings(new)
+            previous = self.base_settings
             self.base_settings = new
-            self._apply_profile(self.profile)
-            log.info("configuration reloaded from %s", self.config_path)
+            try:
+                self._apply_profile(self.profile)  # loads a new wake-word model, say
+            except ConfigError as exc:
+                log.error("reload refused, keeping the running configuration: %s", exc)
+                if self.metrics is not None:
+                    self.metrics.refused_configs.inc()
+                self.base_settings = previous
+                self._apply_profile(self.profile)
+            else:
+                if new.platform != previous.platform:
+                    self._use_platform_settings(new)
+                log.info("configuration reloaded from %s", self.config_path)
         self._remember_watched_files()
         self.provider.request_refresh()
         self.notifier.ready(self._status_text())

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from hello_device.errors import (
     AudioDeviceError,
+    ConfigError,
 )
 from hello_device.logs import (
     REDACTOR,
@@ -39,6 +40,9 @@ def run_daemon(settings: Settings, config_path: str | None = None) -> int:
         return asyncio.run(daemon.run())
     except KeyboardInterrupt:
         return 0
+    except ConfigError as exc:  # found only when used: a wake-word model that will not load
+        log.error("config error: %s", exc)
+        return 2
     except AudioDeviceError as exc:
         log.error("audio: %s", exc)
         return 1

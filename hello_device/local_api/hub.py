@@ -32,6 +32,10 @@ class Subscriber:
         """Events waiting."""
         return len(self._queue)
 
+    @property
+    def unread_results(self) -> int:
+        return len(self._results)
+
     def put_result(self, text: str) -> None:
         """A command's answer: never dropped (commands are rate-limited), sent before
         the events queued meanwhile."""

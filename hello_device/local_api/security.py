@@ -11,12 +11,14 @@ from hello_device.core.urls import is_loopback_host
 
 
 def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
-    """No ``Origin`` (curl, Python), ``null`` and ``file://`` pages, loopback pages, and
-    the listed origins."""
-    if origin is None or origin in ("null", "file://"):
+    """No ``Origin`` (curl, Python), loopback pages, and the listed origins. ``null``
+    (a page opened from a file, but also any site's sandboxed frame) only if listed."""
+    if origin is None:
         return True
     if origin in allowed:
         return True
+    if origin == "null":
+        return False
     try:
         parts = urlsplit(origin)
         return parts.scheme in ("http", "https") and is_loopback_host(parts.hostname)
@@ -24,9 +26,13 @@ def origin_allowed(origin: str | None, allowed: list[str]) -> bool:
         return False
 
 
-def host_allowed(host: str | None, listen_host: str) -> bool:
+def host_allowed(host: str | None, listen_host: str, token_required: bool = False) -> bool:
     """The ``Host`` the request was sent to is a loopback name or address, or the one
-    the API listens on (a page that rebinds its own name to 127.0.0.1 has another)."""
+    the API listens on (a page that rebinds its own name to 127.0.0.1 has another).
+    Behind a token any Host is fine (a rebinding page has no token), so a wildcard
+    ``listen`` serves the LAN."""
+    if token_required:
+        return True
     if not host:
         return False
     try:

@@ -35,6 +35,8 @@ SEND_BUFFER_BYTES = 32 * 1024
 """What the kernel and aiohttp may hold for one events client that does not read; beyond
 it the client's own queue fills, then drops its oldest events (memory stays bounded)."""
 LEVELS_HZ = 10.0
+MAX_UNREAD_RESULTS = 64
+"""Answers a client may leave unread; one more command and it is disconnected (1008)."""
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "kiosk.html"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -80,7 +82,7 @@ class LocalApiServer:
         self._refused_origins: set[str] = set()
         self._post_limit = RateLimit(settings.commands_per_s, clock())
         self._levels_task: asyncio.Task[None] | None = None
-        self._sockets: set[web.WebSocketResponse] = set()
+        self._sockets: dict[web.WebSocketResponse, asyncio.BaseTransport | None] = {}
 
     @staticmethod
     def _read_token(path: str | None) -> str | None:
@@ -113,18 +115,24 @@ class LocalApiServer:
     async def stop(self) -> None:
         if self._levels_task is not None:
             self._levels_task.cancel()
-        for ws in list(self._sockets):
-            with contextlib.suppress(Exception):
-                await ws.close(code=1001, message=b"device stopping")
+        sockets = list(self._sockets.items())
+        closing = [ws.close(code=1001, message=b"device stopping") for ws, _ in sockets]
+        if closing:
+            # A client that does not read would hold a close for ever: 0.3 s, then cut.
+            await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=0.3)
+        for _, transport in sockets:
+            if transport is not None and not transport.is_closing():
+                transport.abort()  # type: ignore[attr-defined]
         if self._runner is not None:
-            await self._runner.cleanup()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._runner.cleanup(), 0.5)
             self._runner = None
 
     # ------------------------------------------------------------ the guard
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not host_allowed(request.headers.get("Host"), self.host):
+        if not host_allowed(request.headers.get("Host"), self.host, self.token is not None):
             return error(403, "this Host is not served (use 127.0.0.1 or localhost)")
         origin = request.headers.get("Origin")
         if not origin_allowed(origin, self.settings.allowed_origins):
@@ -162,8 +170,8 @@ class LocalApiServer:
             return error(400, f"the body is {len(body)} bytes; at most {MAX_MESSAGE_BYTES}")
         try:
             args = json.loads(body) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError) as exc:
-            return error(400, f"the body is not JSON: {exc}")
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return error(400, f"the body is not JSON: {str(exc)[:200]}")
         if not isinstance(args, dict):
             return error(400, "the body must be a JSON object of the command's arguments")
         problem = self._run(request.match_info["name"], args)
@@ -183,6 +191,7 @@ class LocalApiServer:
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if self.hub.clients >= self.settings.max_clients:
             return error(503, f"too many clients (at most {self.settings.max_clients})")
+        subscriber = self.hub.subscribe()  # the slot is taken before any await
         ws = web.WebSocketResponse(
             max_msg_size=READ_LIMIT_BYTES,
             heartbeat=30.0,
@@ -192,24 +201,31 @@ class LocalApiServer:
         sock = request.transport.get_extra_info("socket") if request.transport else None
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        await ws.prepare(request)
-        subscriber = self.hub.subscribe()
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self.hub.unsubscribe(subscriber)
+            raise
         subscriber.levels = request.query.get("levels") == "1"
         subscriber.put_result(self.hub.encode("snapshot", self.target.api_snapshot()))
-        self._sockets.add(ws)
+        self._sockets[ws] = request.transport
         sender = asyncio.create_task(self._send(ws, subscriber), name="local-api-sender")
         if subscriber.levels:
             self._ensure_levels()
         limit = RateLimit(self.settings.commands_per_s, self.clock())
         try:
             async for message in ws:
+                if subscriber.unread_results >= MAX_UNREAD_RESULTS:
+                    # It sends and never reads: its answers would pile up without end.
+                    await ws.close(code=1008, message=b"too many unread answers")
+                    break
                 if message.type is WSMsgType.TEXT:
                     subscriber.put_result(self._on_text(message.data, limit))
                 elif message.type is WSMsgType.BINARY:
                     subscriber.put_result(result(None, "send commands as JSON text"))
         finally:
             self.hub.unsubscribe(subscriber)
-            self._sockets.discard(ws)
+            self._sockets.pop(ws, None)
             sender.cancel()
         return ws
 
@@ -223,8 +239,8 @@ class LocalApiServer:
             return result(None, f"the message is {len(data)} bytes; at most {MAX_MESSAGE_BYTES}")
         try:
             message = json.loads(data)
-        except ValueError as exc:
-            return result(None, f"not JSON: {exc}")
+        except (ValueError, RecursionError) as exc:
+            return result(None, f"not JSON: {str(exc)[:200]}")
         if not isinstance(message, dict) or message.get("type") != "command":
             return result(None, 'send {"type": "command", "id": ..., "name": ..., ...}')
         ident = message.get("id")

@@ -347,7 +347,8 @@ class LocalApiSettings:
     max_clients: int = _f(16, min=1, max=256)
     """Event clients connected at once."""
     commands_per_s: float = _f(20.0, min=0.1, max=1000.0)
-    """Commands a client may send per second (bursts of twice that)."""
+    """Commands an events client may send per second (bursts of twice that); all HTTP
+    commands share one such budget."""
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,13 @@ def test_bad_commands_raise_command_error(name: str, args: dict[str, object]) ->
 
 
 def test_origins_hosts_tokens_and_the_rate() -> None:
-    assert origin_allowed(None, []) and origin_allowed("null", [])
+    assert origin_allowed(None, []) and not origin_allowed("null", [])
+    assert origin_allowed("null", ["null"])  # a kiosk page opened as a file, if listed
     assert origin_allowed("http://[::1]:8080", []) and not origin_allowed("http://10.0.0.2", [])
     assert not origin_allowed("ftp://localhost", [])
     assert host_allowed("127.0.0.1:8766", "127.0.0.1") and host_allowed("localhost", "0.0.0.0")
     assert host_allowed("kiosk-7.lan:8766", "kiosk-7.lan")
+    assert host_allowed("192.168.1.10:8766", "0.0.0.0", token_required=True)
     assert not host_allowed("evil.example:8766", "127.0.0.1") and not host_allowed(None, "x")
     assert token_ok(None, None) and token_ok("Bearer abc", "abc")
     assert not token_ok("Bearer abd", "abc") and not token_ok("abc", "abc")

@@ -14,6 +14,7 @@ from hello_device.cli import main
 from hello_device.errors import ConfigError
 from hello_device.settings import load_settings
 
+HEAD_START = {"start": "wake_word"}
 HEAD = '[platform]\nagent_id = "agent_1"\n[conversation]\nstart = "wake_word"\n'
 needs_wake = pytest.mark.skipif(
     importlib.util.find_spec("pymicro_wakeword") is None, reason="the wake extra is not installed"
@@ -71,3 +72,46 @@ def test_a_custom_manifest_is_found_next_to_the_configuration(tmp_path: Path) ->
 def test_the_wake_settings_are_not_checked_when_the_word_is_not_used(tmp_path: Path) -> None:
     path = write(tmp_path, '[platform]\nagent_id = "a"\n[wake_word]\nmodel = "hey_computer"\n')
     assert load_settings(str(path)).conversation.start == "button"
+
+
+@needs_wake
+def test_a_reload_with_a_model_that_does_not_load_keeps_the_running_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The manifest exists (the check passes) but its model is broken: the reload is
+    refused at the boundary and the running word goes on."""
+    import asyncio
+    import logging
+
+    from hello_device.daemon import Daemon
+    from hello_device.emulator import Emulator
+    from hello_device.testing import virtual_time
+    from tests.e2e import active, run_with_emulator, silence_wav
+
+    caplog.set_level(logging.ERROR)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"type": "micro", "wake_word": "Broken", "model": "missing.tflite"}')
+    config = tmp_path / "config.toml"
+    models: list[str] = []
+
+    async def during(daemon: Daemon, emu: Emulator) -> None:
+        await asyncio.wait_for(daemon.ready.wait(), 10)
+        url = emu.http_url
+        config.write_text(
+            f'[platform]\nagent_id = "demo-agent"\napi_base_url = "{url}"\n'
+            f'[conversation]\nstart = "wake_word"\n[wake_word]\nmodel = "{broken}"\n'
+        )
+        daemon.config_path = str(config)
+        daemon.request_reload()
+        daemon.start_conversation()  # the boundary applies the reload
+        await active(emu, 1)
+        models.append(daemon.settings.wake_word.model)
+
+    run = virtual_time.run(
+        run_with_emulator(
+            tmp_path, silence_wav(tmp_path / "s.wav", 3.0), during=during, conversation=HEAD_START
+        )
+    )
+    assert run.code == 0
+    assert models == ["okay_nabu"]
+    assert any("reload refused" in r.getMessage() for r in caplog.records)

@@ -38,8 +38,9 @@ WAKE_AUDIO_S = 2.0
 """At most this much of the phrase goes to the platform with ``send_wake_audio``."""
 LOOKBACK_S = 0.4
 """How far back a question that began before the detection is looked for."""
-GAP_FRAMES = 2
-"""Unvoiced frames that separate the wake phrase from what follows it."""
+GAP_FRAMES = 3
+"""Unvoiced frames that separate the wake phrase from what follows it (60 ms: longer
+than most closures inside a word)."""
 PHRASE_GAP_S = 0.3
 """A pause this long ends the phrase (shorter ones are inside it: "okay ... nabu")."""
 
