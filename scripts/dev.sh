@@ -11,10 +11,11 @@ cd "$(dirname "$0")/.."
 # systemd: systemd-analyze, for the unit-file tests.
 APT_PACKAGES=(python3 python3-venv python3-dev gcc g++ pkg-config portaudio19-dev libsystemd-dev
   systemd pulseaudio pulseaudio-utils libasound2-plugins openssl tinyproxy)
-# The tests also drive the example kiosk page in a headless Chromium (tests/local_api/)
-# and read the metrics through a real node_exporter (tests/metrics/).
+# The tests also drive the example kiosk page in a headless Chromium (tests/local_api/),
+# read the metrics through a real node_exporter (tests/metrics/) and talk to a real
+# Mosquitto broker (tests/fleet/).
 if [ "${1:-test}" = test ]; then
-  APT_PACKAGES+=(chromium prometheus-node-exporter)
+  APT_PACKAGES+=(chromium prometheus-node-exporter mosquitto)
 fi
 # The Debian package test (tests/packaging/test_deb.py: build, then install into a
 # debootstrap root) needs root; its tools are installed where it can run.
@@ -47,9 +48,9 @@ install_apt() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The proxy tests start their own tinyproxy; the system service the package enables
   # is not needed (stopped only when this script installed the package).
-  # (The same for node_exporter: the metrics test starts its own, on loopback.)
+  # (The same for node_exporter and mosquitto: their tests start their own.)
   local service
-  for service in tinyproxy prometheus-node-exporter; do
+  for service in tinyproxy prometheus-node-exporter mosquitto; do
     if [[ " ${missing[*]} " == *" $service "* ]] && [ -d /run/systemd/system ]; then
       $sudo systemctl disable --now "$service" >/dev/null 2>&1 || true
     fi
@@ -68,7 +69,7 @@ pip_quietly() {
 install_venv() {
   # $1: "runtime" (the demo: the program alone) or "test" (plus linters, mypy, the
   # official client for the comparison tests, echo cancellation and the wake word).
-  local want=$1 spec=".[test,aec,wake]"
+  local want=$1 spec=".[test,aec,wake,mqtt]"
   [ "$want" = runtime ] && spec="."
   local hash stamp
   hash=$(sha256sum pyproject.toml | cut -c1-16)

@@ -14,6 +14,7 @@ from hello_device.daemon.base import DaemonBase
 from hello_device.local_api.commands import Command
 
 if TYPE_CHECKING:
+    from hello_device.fleet.mqtt import MqttBridge
     from hello_device.local_api.server import LocalApiServer
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ class ApiMixin(DaemonBase):
     """What the local API reads and asks of the daemon."""
 
     _api_server: LocalApiServer | None = None
+    mqtt: MqttBridge | None = None
+    """The MQTT bridge, when ``[mqtt] url`` is set."""
     api_started: asyncio.Event
     """Set once the local API serves (or could not, or is disabled)."""
 
@@ -119,6 +122,14 @@ class ApiMixin(DaemonBase):
             self._api_server = server
         finally:
             self.api_started.set()
+
+    async def _run_mqtt(self) -> None:
+        """The device on the MQTT broker, while the daemon runs (when configured)."""
+        if self.settings.mqtt.url is None:
+            return
+        module = await asyncio.to_thread(importlib.import_module, "hello_device.fleet.mqtt")
+        self.mqtt = module.MqttBridge(self, self.events, self.settings)
+        await self.mqtt.run(self._stop, self.rng)
 
     async def _stop_api(self) -> None:
         if self._api_server is not None:

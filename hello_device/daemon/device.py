@@ -267,6 +267,7 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin, 
                 tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
                 tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
                 tasks.append(asyncio.create_task(self._start_api(), name="local-api"))
+                tasks.append(asyncio.create_task(self._run_mqtt(), name="mqtt"))
                 textfile = self.settings.metrics.textfile
                 if self.metrics is not None and textfile:
                     from hello_device.metrics import write_textfile

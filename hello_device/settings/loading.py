@@ -29,6 +29,7 @@ from hello_device.settings.schema import (
     BUILTIN_WAKE_MODELS,
     SECTIONS,
     LocalApiSettings,
+    MqttSettings,
     Secret,
     Settings,
     WakeWordSettings,
@@ -149,6 +150,7 @@ def _finish(
 
     wake = _check_wake(s, base, errs)
     local_api = _check_local_api(s, base, errs)
+    mqtt = _check_mqtt(s, base, errs)
 
     gpio = s.gpio
     if gpio.led_type == "rgb" and len(gpio.led_pins) != 3:
@@ -169,6 +171,7 @@ def _finish(
         audio=audio,
         wake_word=wake,
         local_api=local_api,
+        mqtt=mqtt,
         api_key_source=source,
     )
 
@@ -193,6 +196,27 @@ def _check_local_api(s: Settings, base: Path, errs: Collector) -> LocalApiSettin
         if not re.fullmatch(r"https?://[^/\s]+", origin):
             errs.add("local_api.allowed_origins", f"{origin!r} is not an origin like https://host")
     return api
+
+
+def _check_mqtt(s: Settings, base: Path, errs: Collector) -> MqttSettings:
+    """The broker's URL, the extra's package and the files it names (relative to the
+    configuration file)."""
+    m = s.mqtt
+    if m.password_file and not Path(m.password_file).is_absolute():
+        m = dataclasses.replace(m, password_file=str(base / m.password_file))
+    if m.tls_ca_file and not Path(m.tls_ca_file).is_absolute():
+        m = dataclasses.replace(m, tls_ca_file=str(base / m.tls_ca_file))
+    if m.url is None:
+        return m
+    if not re.fullmatch(r"mqtts?://[^/:\s]+(:\d{1,5})?/?", m.url):
+        errs.add("mqtt.url", f"{m.url!r} is not mqtt://host[:port] or mqtts://host[:port]")
+    if importlib.util.find_spec("aiomqtt") is None:
+        errs.add("mqtt.url", "MQTT needs the aiomqtt package: pip install 'hello-device[mqtt]'")
+    for name in ("password_file", "tls_ca_file"):
+        value = getattr(m, name)
+        if value and not Path(value).is_file():
+            errs.add(f"mqtt.{name}", f"{value} does not exist")
+    return m
 
 
 def _check_wake(s: Settings, base: Path, errs: Collector) -> WakeWordSettings:

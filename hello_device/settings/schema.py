@@ -365,6 +365,29 @@ class MetricsSettings:
     """How often the textfile is written."""
 
 
+@dataclass(frozen=True)
+class MqttSettings:
+    """``[mqtt]``: the device on an MQTT broker, with Home Assistant discovery (needs
+    ``pip install 'hello-device[mqtt]'``; see docs/fleet.md). Off while ``url`` is unset."""
+
+    url: str | None = _f(None, max_len=300)
+    """``mqtt://host:1883`` or ``mqtts://host:8883``."""
+    username: str | None = _f(None, max_len=200)
+    password_file: str | None = _f(None, max_len=4096)
+    """A file holding the password (mode 0600; never logged)."""
+    client_id: str | None = _f(None, max_len=100)
+    """Default: the device id."""
+    topic_prefix: str | None = _f(None, max_len=200)
+    """Default: ``hello-device/<device.id>``."""
+    discovery_prefix: str = _f("homeassistant", max_len=200)
+    """Home Assistant's discovery prefix; empty: no discovery."""
+    tls_ca_file: str | None = _f(None, max_len=4096)
+    """The CA that signed the broker's certificate (``mqtts``; default: the system's)."""
+    keepalive_s: int = _f(60, min=5, max=3600)
+    publish_transcripts: bool = _f(False)
+    """Also publish what was said (personal data: off by default)."""
+
+
 BUILTIN_WAKE_MODELS = ("okay_nabu", "alexa", "hey_jarvis", "hey_mycroft")
 """The wake-word models inside the pymicro-wakeword package."""
 
@@ -405,6 +428,7 @@ class Settings:
     wake_word: WakeWordSettings = field(default_factory=WakeWordSettings)
     local_api: LocalApiSettings = field(default_factory=LocalApiSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
     source: str = "<defaults>"
     """Path of the file these settings came from."""
     explicit: frozenset[str] = frozenset()
