@@ -29,8 +29,10 @@ def topics(prefix: str) -> dict[str, str]:
 
 def discovery_messages(
     discovery_prefix: str, prefix: str, device_id: str, device_name: str, transcripts: bool
-) -> list[tuple[str, dict[str, Any]]]:
-    """(topic, payload) of every entity, for a retained publish."""
+) -> list[tuple[str, dict[str, Any] | None]]:
+    """(topic, payload) of every entity, for a retained publish; ``None``: an entity to
+    remove (the text sensors when transcripts are off: an empty retained config deletes
+    it in Home Assistant, and no old text stays on the broker)."""
     node = node_id(device_id)
     t = topics(prefix)
     device = {
@@ -53,7 +55,7 @@ def discovery_messages(
         return f"{discovery_prefix}/{component}/{node}/{obj}/config", payload
 
     state = {"state_topic": t["state"]}
-    messages = [
+    messages: list[tuple[str, dict[str, Any] | None]] = [
         entity("sensor", "state", "State", value_template="{{ value_json.state }}",
                icon="mdi:account-voice", **state),
         entity("switch", "mute", "Mute", command_topic=t["mute_set"], payload_on="ON",
@@ -74,17 +76,11 @@ def discovery_messages(
                value_template="{{ value_json.conversations_today }}", icon="mdi:counter",
                **state),
     ]  # fmt: skip
-    if transcripts:
-        for obj, name, key in (("user_text", "Last user text", "user"),
-                               ("agent_text", "Last agent text", "agent")):  # fmt: skip
-            messages.append(
-                entity(
-                    "sensor",
-                    obj,
-                    name,
-                    state_topic=t["transcript"],
-                    value_template=f"{{{{ value_json.{key} }}}}",
-                    icon="mdi:text",
-                )
-            )
+    for obj, name, key in (("user_text", "Last user text", "user"),
+                           ("agent_text", "Last agent text", "agent")):  # fmt: skip
+        text_topic, payload = entity(
+            "sensor", obj, name, state_topic=t["transcript"],
+            value_template=f"{{{{ value_json.{key} }}}}", icon="mdi:text",
+        )  # fmt: skip
+        messages.append((text_topic, payload if transcripts else None))
     return messages

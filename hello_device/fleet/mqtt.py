@@ -152,12 +152,15 @@ class MqttBridge:
 
     async def _publish_discovery(self, client: aiomqtt.Client) -> None:
         m, d = self.settings.mqtt, self.settings.device
+        if not m.publish_transcripts:  # no old words left on the broker
+            await client.publish(self.topics["transcript"], "", qos=1, retain=True)
         if not m.discovery_prefix:
             return
         for topic, payload in discovery_messages(
             m.discovery_prefix, self.prefix, d.id, d.name, m.publish_transcripts
         ):
-            await client.publish(topic, json.dumps(payload), qos=1, retain=True)
+            body = "" if payload is None else json.dumps(payload)  # "": remove the entity
+            await client.publish(topic, body, qos=1, retain=True)
 
     async def _publish_state(self, client: aiomqtt.Client) -> None:
         if self._today[0] != datetime.date.today():

@@ -117,6 +117,10 @@ def test_availability_state_discovery_and_every_command(broker: Broker, tmp_path
                 message = await asyncio.wait_for(anext(aiter(client.messages)), 10 * UNIT)
                 retained[str(message.topic)] = bytes(message.payload).decode()
             seen["retained"] = retained
+            # Home Assistant restarts: it says so, and the device announces itself again
+            await client.publish("homeassistant/status", "online", qos=1)
+            again = await next_message(client, "homeassistant/sensor/test-device/state/config")
+            seen["again"] = json.loads(again)
             for name, payload, expect in [
                 ("set_volume", {"volume": 0.3}, {"ok": True}),
                 ("mute", {}, {"ok": True}),
@@ -170,6 +174,7 @@ def test_availability_state_discovery_and_every_command(broker: Broker, tmp_path
         if t.startswith("homeassistant/")
     )
     assert kinds == ["button", "button", "number", "sensor", "sensor", "sensor", "switch"]
+    assert seen["again"]["unique_id"] == "test-device_state"
     assert seen["state"]["muted"] is True and seen["state"]["conversations_today"] == 1
     assert seen["volume"] == 0.55
     assert seen["ended"]["reason"] == "ended by the local API"
@@ -284,3 +289,61 @@ def test_a_wrong_password_is_one_clear_line_and_the_device_works(
     lines = [r.getMessage() for r in caplog.records if r.name == "hello_device.fleet.mqtt"]
     assert len(lines) == 1, lines
     assert "unavailable" in lines[0] and "wrong-password" not in caplog.text
+
+
+def test_transcripts_only_when_asked(broker: Broker, shared_audio: Path, tmp_path: Path) -> None:
+    """Off by default (personal data): no transcript event and no text sensors; with
+    ``publish_transcripts`` both, and the last texts on their own topic."""
+    seen: dict[str, Any] = {}
+
+    async def during(daemon: Daemon, emu: Emulator) -> None:
+        await connected(daemon)
+        async with watcher(broker, f"{PREFIX}/#", "homeassistant/#") as client:
+            texts = json.loads(await next_message(client, f"{PREFIX}/transcript", 30))
+            while not texts["user"] or not texts["agent"]:
+                texts = json.loads(await next_message(client, f"{PREFIX}/transcript", 30))
+            seen["texts"] = texts
+        daemon.stop()
+
+    section = {**mqtt_section(broker, tmp_path), "publish_transcripts": True}
+    run = asyncio.run(
+        run_with_emulator(
+            tmp_path, shared_audio / "utterance.wav", during=during, mqtt=section, limit_s=60
+        )
+    )
+    assert run.code == 0
+    assert seen["texts"]["user"].startswith("(") and seen["texts"]["agent"]
+    # and by default: nothing of what was said on the broker
+    events: list[str] = []
+
+    async def quiet(daemon: Daemon, emu: Emulator) -> None:
+        await connected(daemon)
+        async with watcher(broker, f"{PREFIX}/#", "homeassistant/#") as client:
+            while True:
+                message = await asyncio.wait_for(anext(aiter(client.messages)), 30 * UNIT)
+                events.append(f"{message.topic} {bytes(message.payload).decode()}")
+                if '"conversation_ended"' in events[-1] or '"agent_response' in events[-1]:
+                    break
+                if '"state": "speaking"' in events[-1]:
+                    break
+        daemon.stop()
+
+    asyncio.run(
+        run_with_emulator(
+            tmp_path / "quiet",
+            shared_audio / "utterance.wav",
+            during=quiet,
+            mqtt=mqtt_section(broker, tmp_path),
+            limit_s=60,
+        )
+    )
+
+    # turned off, the words of the first run were removed from the broker too
+    def personal(entry: str) -> bool:
+        topic, _, payload = entry.partition(" ")
+        if not payload:  # an emptied retained message: a removal
+            return False
+        words_topic = topic.endswith("/transcript") or "_text/config" in topic
+        return words_topic or '"user_transcript"' in payload or '"agent_response' in payload
+
+    assert not [e for e in events if personal(e)]
