@@ -13,7 +13,7 @@ A Mosquitto broker (Debian's ``mosquitto``) is started on a free loopback port.
    metrics and MQTT on (bench/idle_cost.py).
 
 Usage: .venv/bin/python bench/bench_fleet.py [--seconds 30] [--runs 2] [--cost-runs 3]
-       [--window-s 30]
+       [--window-s 30] [--latency-only]
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     conf = tmp / "mosquitto.conf"
+    # set_tcp_nodelay: the broker forwards small messages at once (docs/fleet.md)
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    f"user {os.environ.get('USER') or 'root'}\n")  # fmt: skip
+                    f"set_tcp_nodelay true\nuser {os.environ.get('USER') or 'root'}\n")  # fmt: skip
     broker = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
@@ -168,6 +169,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--cost-runs", type=int, default=3)
     p.add_argument("--window-s", type=float, default=30.0)
+    p.add_argument("--latency-only", action="store_true", help="part 1 only")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?")  # fmt: skip
@@ -180,6 +182,8 @@ def main() -> int:
             mic = padded(tmp, args.seconds)
             events, _, _ = asyncio.run(conversation(tmp, mic, port, watch=True))
             print(f"\n1. state change -> MQTT message at a subscriber (loopback): {ms(events)}")
+            if args.latency_only:
+                return 0
             wire: dict[str, list[float]] = {"MQTT off": [], "MQTT on": []}
             cpu_s: dict[str, list[float]] = {"MQTT off": [], "MQTT on": []}
             for _ in range(args.runs):

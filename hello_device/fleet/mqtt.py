@@ -24,6 +24,7 @@ import datetime
 import json
 import logging
 import random
+import socket
 import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,8 @@ class MqttBridge:
             will=aiomqtt.Will(self.topics["availability"], "offline", qos=1, retain=True),
             tls_context=tls,
             timeout=10.0,
+            # small messages, sent at once (Nagle's algorithm would hold some 40 ms)
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
 
     async def run(self, stop: asyncio.Event, rng: random.Random | None = None) -> None:
