@@ -373,6 +373,7 @@ class MqttSettings:
     url: str | None = _f(None, max_len=300)
     """``mqtt://host:1883`` or ``mqtts://host:8883``."""
     username: str | None = _f(None, max_len=200)
+    """The broker account (unset: anonymous)."""
     password_file: str | None = _f(None, max_len=4096)
     """A file holding the password (mode 0600; never logged)."""
     client_id: str | None = _f(None, max_len=100)
@@ -384,6 +385,8 @@ class MqttSettings:
     tls_ca_file: str | None = _f(None, max_len=4096)
     """The CA that signed the broker's certificate (``mqtts``; default: the system's)."""
     keepalive_s: int = _f(60, min=5, max=3600)
+    """MQTT keep-alive: the broker declares the device gone (the last will) after 1.5
+    times this without a word from it."""
     publish_transcripts: bool = _f(False)
     """Also publish what was said (personal data: off by default)."""
 
