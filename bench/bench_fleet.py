@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import aiomqtt
-from bench_local_api import ms, padded
+from bench_local_api import match_latencies, ms, padded
 from idle_cost import compare
 
 from hello_device.daemon import Daemon
@@ -150,15 +150,7 @@ async def conversation(
             sub.stop.set()
             sub.join(10)
     cpu = time.process_time() - cpu0
-    latencies: list[float] = []
-    if sub is not None:
-        pending = list(changes)
-        for previous, state, arrived in sub.arrivals:
-            for i, (old, new, at) in enumerate(pending):
-                if (old, new) == (previous, state) and at <= arrived:
-                    latencies.append(arrived - at)
-                    del pending[: i + 1]
-                    break
+    latencies = match_latencies(changes, sub.arrivals) if sub is not None else []
     wire = [x for s in daemon.sessions for x in s.stats.wire_latency_s]
     return latencies, wire, cpu
 

@@ -153,17 +153,25 @@ async def conversation(
         if clients is not None:
             clients.stop.set()
             clients.join(10)
-    latencies: list[float] = []
-    if clients is not None:
-        pending = list(changes)
-        for previous, state, arrived in clients.arrivals:
-            for i, (old, new, at) in enumerate(pending):
-                if (old, new) == (previous, state) and at <= arrived:
-                    latencies.append(arrived - at)
-                    del pending[: i + 1]
-                    break
+    latencies = match_latencies(changes, clients.arrivals) if clients is not None else []
     wire = [x for s in daemon.sessions for x in s.stats.wire_latency_s]
     return latencies, wire
+
+
+def match_latencies(
+    changes: list[tuple[str, str, float]], arrivals: list[tuple[str, str, float]]
+) -> list[float]:
+    """Each state event that arrived, against the daemon's change it reports (in order,
+    by (previous, state)): the seconds in between."""
+    latencies: list[float] = []
+    pending = list(changes)
+    for previous, state, arrived in arrivals:
+        for i, (old, new, at) in enumerate(pending):
+            if (old, new) == (previous, state) and at <= arrived:
+                latencies.append(arrived - at)
+                del pending[: i + 1]
+                break
+    return latencies
 
 
 def ms(values: list[float]) -> str:
