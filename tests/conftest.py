@@ -24,7 +24,8 @@ UNIT = float(os.environ.get("HELLO_DEVICE_TEST_UNIT", "1.0"))
 def needs_tool(name: str, package: str) -> str:
     """The path of a program the test drives; skipped where it is not installed, but a
     failure in CI (``CI=true``), where scripts/dev.sh installs it."""
-    path = shutil.which(name)
+    # Daemons such as mosquitto live in /usr/sbin, outside a normal user's PATH.
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if path is None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{name} is missing in CI: scripts/dev.sh installs {package}")
