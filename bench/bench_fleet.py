@@ -23,7 +23,6 @@ import asyncio
 import json
 import logging
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -40,6 +39,7 @@ sys.path.insert(0, str(REPO))
 import aiomqtt
 from bench_local_api import match_latencies, ms, padded
 from idle_cost import compare
+from machine import describe
 
 from hello_device.daemon import Daemon
 from hello_device.emulator import Emulator, EmulatorConfig
@@ -164,9 +164,7 @@ def main() -> int:
     p.add_argument("--latency-only", action="store_true", help="part 1 only")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?")  # fmt: skip
-    print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"{platform.machine()}, {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(describe())
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         broker, port = start_broker(tmp)

@@ -21,8 +21,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
-import platform
 import sys
 import tempfile
 import threading
@@ -36,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from idle_cost import compare
+from machine import describe
 from websockets.asyncio.client import connect
 
 from hello_device.core.turn import DeviceState
@@ -189,9 +188,7 @@ def main() -> int:
     p.add_argument("--skip-cost", action="store_true")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?")  # fmt: skip
-    print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"{platform.machine()}, {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(describe())
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         mic = padded(tmp, args.seconds)

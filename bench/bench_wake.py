@@ -32,8 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -47,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from idle_cost import compare
+from machine import describe
 
 from hello_device.audio.wav import read_wav_pcm
 from hello_device.core.turn import DeviceState
@@ -231,16 +230,7 @@ def main() -> int:
     p.add_argument("--slow-s", type=float, default=1.0)
     p.add_argument("--skip-cost", action="store_true")
     args = p.parse_args()
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "?",
-    )
-    print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"{platform.machine()}, {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(describe())
     for sensitivity in (0.5, 0.7):
         delays = model_delays(sensitivity)
         found = [d for _, d in delays if d is not None]
