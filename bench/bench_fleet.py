@@ -11,9 +11,12 @@ A Mosquitto broker (Debian's ``mosquitto``) is started on a free loopback port.
    CPU time this process spent (daemon and emulator together) over each run.
 3. **Idle CPU and RSS** of the daemon as a process of its own: metrics off, metrics on,
    metrics and MQTT on (bench/idle_cost.py).
+4. **The same in a conversation** (``hello-device emulator`` in a process of its own,
+   ``start = "auto"``, ``two_turns.wav`` then silence): metrics off against metrics and
+   MQTT on.
 
 Usage: .venv/bin/python bench/bench_fleet.py [--seconds 30] [--runs 2] [--cost-runs 3]
-       [--window-s 30] [--latency-only]
+       [--window-s 30] [--latency-only] [--conversation-only]
 """
 
 from __future__ import annotations
@@ -67,6 +70,25 @@ def start_broker(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
         except OSError:
             time.sleep(0.05)
     raise SystemExit("mosquitto did not start")
+
+
+def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
+    """``hello-device emulator`` as a process of its own (its CPU is not counted)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hello_device", "emulator", "--port", str(port),
+         "--agent-id", "demo-agent"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the emulator did not start")
 
 
 def settings_for(tmp: Path, emu: Emulator, mic: Path, port: int | None) -> Settings:
@@ -155,6 +177,21 @@ async def conversation(
     return latencies, wire, cpu
 
 
+def in_conversation(tmp: Path, mic: Path, base: str, port: int, runs: int, window_s: float) -> None:
+    """Part 4: metrics and MQTT against neither, the daemon in a conversation."""
+    emulator, url = start_emulator()
+    try:
+        auto = '[conversation]\nstart = "auto"\ninactivity_timeout_s = 0\n'
+        variants = {
+            "metrics off": base + auto + "[metrics]\nenabled = false",
+            "metrics + MQTT on": base + auto + f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"',
+        }
+        compare(tmp, mic, variants, runs, window_s, "metrics and MQTT", platform_url=url)
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=30.0)
@@ -162,6 +199,7 @@ def main() -> int:
     p.add_argument("--cost-runs", type=int, default=3)
     p.add_argument("--window-s", type=float, default=30.0)
     p.add_argument("--latency-only", action="store_true", help="part 1 only")
+    p.add_argument("--conversation-only", action="store_true", help="part 4 only")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(describe())
@@ -170,6 +208,11 @@ def main() -> int:
         broker, port = start_broker(tmp)
         try:
             mic = padded(tmp, args.seconds)
+            idle = padded(tmp, args.window_s + 10)
+            base = "[local_api]\nenabled = false\n"
+            if args.conversation_only:
+                in_conversation(tmp, idle, base, port, args.cost_runs, args.window_s)
+                return 0
             events, _, _ = asyncio.run(conversation(tmp, mic, port, watch=True))
             print(f"\n1. state change -> MQTT message at a subscriber (loopback): {ms(events)}")
             if args.latency_only:
@@ -185,14 +228,13 @@ def main() -> int:
             for label, values in wire.items():
                 print(f"  {label:<10} {ms(values)}; CPU of this process (daemon + emulator) "
                       f"median {statistics.median(cpu_s[label]):.2f} s a run")  # fmt: skip
-            idle = padded(tmp, args.window_s + 10)
-            base = "[local_api]\nenabled = false\n"
             variants = {
                 "metrics off": base + "[metrics]\nenabled = false",
                 "metrics on": base,
                 "metrics + MQTT on": base + f'[mqtt]\nurl = "mqtt://127.0.0.1:{port}"',
             }
             compare(tmp, idle, variants, args.cost_runs, args.window_s, "metrics and MQTT")
+            in_conversation(tmp, idle, base, port, args.cost_runs, args.window_s)
         finally:
             broker.terminate()
             broker.wait(timeout=10)

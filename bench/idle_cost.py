@@ -34,14 +34,20 @@ def proc_cpu_rss(pid: int) -> tuple[float, float]:
 
 
 def idle_run(
-    tmp: Path, mic: Path, name: str, extra_toml: str, window_s: float
+    tmp: Path,
+    mic: Path,
+    name: str,
+    extra_toml: str,
+    window_s: float,
+    platform_url: str = "http://127.0.0.1:9",
 ) -> tuple[float, float]:
-    """(CPU share of one core over the window, RSS MB at its end)."""
+    """(CPU share of one core over the window, RSS MB at its end). ``platform_url``: a
+    reachable emulator makes it a device in a conversation (with ``start = "auto"``)."""
     q = json.dumps
     conf = tmp / f"{name}.toml"
     conf.write_text(
         f"""[device]\nid = "bench"\n[platform]\nagent_id = "demo-agent"\n"""
-        f"""api_base_url = "http://127.0.0.1:9"\n[audio]\nbackend = "file"\n"""
+        f"""api_base_url = {q(platform_url)}\n[audio]\nbackend = "file"\n"""
         f"""input_file = {q(str(mic))}\noutput_file = {q(str(tmp / "o.wav"))}\n"""
         f"""exit_at_end = true\n[state]\ndir = {q(str(tmp / "state"))}\n"""
         f"""[logging]\nlevel = "INFO"\ntarget = "stderr"\n{extra_toml}\n"""
@@ -67,15 +73,22 @@ def idle_run(
 
 
 def compare(
-    tmp: Path, mic: Path, variants: dict[str, str], runs: int, window_s: float, label: str
+    tmp: Path,
+    mic: Path,
+    variants: dict[str, str],
+    runs: int,
+    window_s: float,
+    label: str,
+    platform_url: str = "http://127.0.0.1:9",
 ) -> None:
     """Run the variants alternately and print each one's medians, then the last one
     against the first (the first is the baseline)."""
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for _ in range(runs):
         for name, extra in variants.items():
-            results[name].append(idle_run(tmp, mic, name, extra, window_s))
-    print(f"\nIdle daemon, {runs} runs each, {window_s:g} s windows:")
+            results[name].append(idle_run(tmp, mic, name, extra, window_s, platform_url))
+    doing = "Idle daemon" if platform_url.endswith(":9") else "Daemon in a conversation"
+    print(f"\n{doing}, {runs} runs each, {window_s:g} s windows:")
     for name, rows in results.items():
         cpu = [c for c, _ in rows]
         rss = [r for _, r in rows]
