@@ -50,7 +50,11 @@ class AuthError(PlatformError, PermissionError):
     """The platform refused the API key (HTTP 401 or 403)."""
 
 
-class AgentNotFoundError(PlatformError, LookupError):
+class NotFoundError(PlatformError, LookupError):
+    """The platform has no such thing (HTTP 404): a tool, a conversation, an agent."""
+
+
+class AgentNotFoundError(NotFoundError):
     """The platform has no agent with the configured id (HTTP 404)."""
 
 

@@ -72,6 +72,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "print the agent configuration the platform returns (secrets masked)",
         "hello_device.cli.platform",
     ),
+    "agents": (
+        "list the agents the API key can see (id, private or public, name)",
+        "hello_device.cli.manage",
+    ),
+    "conversations": (
+        "this agent's latest conversations; `conversations show ID` for one",
+        "hello_device.cli.manage",
+    ),
+    "tools": (
+        "the device's tools on the platform: `tools list`, `tools sync [--dry-run]`",
+        "hello_device.cli.manage",
+    ),
 }
 """Sub-command name -> (help text, the module whose ``register(sub)`` adds it), in the
 order ``--help`` lists them; a module's commands are next to each other."""

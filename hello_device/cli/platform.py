@@ -19,10 +19,10 @@ import functools
 import json
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, TextIO
 
+from hello_device.cli.client import ClientFactory, default_client, error_line, secrets_of
 from hello_device.cli.common import (
     EXIT_CONFIG,
     EXIT_FATAL,
@@ -41,17 +41,7 @@ from hello_device.core.text import redact
 from hello_device.core.urls import safe_url
 from hello_device.errors import ConfigError, PlatformError
 from hello_device.platform.cache import AgentConfigCache
-from hello_device.platform.client import PlatformClient
-from hello_device.settings import PlatformSettings, Settings
 from hello_device.timefmt import format_age, format_time
-
-ClientFactory = Callable[[PlatformSettings, int], PlatformClient]
-"""Builds the REST client from the settings and the number of attempts."""
-
-
-def default_client(settings: PlatformSettings, attempts: int) -> PlatformClient:
-    """The real client (stdlib transport, real sleep)."""
-    return PlatformClient(settings, max_attempts=max(1, attempts))
 
 
 def register(sub: SubParsers, *, client_factory: ClientFactory = default_client) -> None:
@@ -150,11 +140,6 @@ def mask_secrets(data: Any, secrets: tuple[str, ...] = (), _inside: bool = False
 # --------------------------------------------------------------------------- helpers
 
 
-def _secrets(settings: Settings) -> tuple[str, ...]:
-    key = settings.platform.api_key
-    return (key.reveal(),) if key else ()
-
-
 def format_value(value: object) -> str:
     """A value as it would be written in TOML (unset: ``(unset)``; masked: ``***``)."""
     if value is None:
@@ -170,10 +155,6 @@ def format_value(value: object) -> str:
 
 def _profile_lines(profile: AgentProfile) -> list[str]:
     return [f"  {f.name} = {format_value(getattr(profile, f.name))}" for f in fields(profile)]
-
-
-def _one_line(exc: BaseException, secrets: tuple[str, ...]) -> str:
-    return redact(" ".join(str(exc).split()), secrets)
 
 
 # --------------------------------------------------------------------------- commands
@@ -194,7 +175,7 @@ def cmd_config_show(
     except ConfigError as exc:
         print_config_error(exc, err)
         return EXIT_CONFIG
-    secrets = _secrets(settings)
+    secrets = secrets_of(settings)
     agent_id = settings.platform.agent_id
     profile: AgentProfile | None = None
     source = "none"
@@ -204,7 +185,7 @@ def cmd_config_show(
             raw = asyncio.run(client_factory(settings.platform, 2).fetch_agent_config())
         except PlatformError as exc:
             print(
-                f"warning: could not fetch the agent configuration: {_one_line(exc, secrets)}",
+                f"warning: could not fetch the agent configuration: {error_line(exc, secrets)}",
                 file=err,
             )
         else:
@@ -244,7 +225,7 @@ def cmd_fetch_config(
     except ConfigError as exc:
         print_config_error(exc, err)
         return EXIT_CONFIG
-    secrets = _secrets(settings)
+    secrets = secrets_of(settings)
     client = client_factory(settings.platform, getattr(args, "attempts", 3))
     want_signed = getattr(args, "signed_url", False)
 
@@ -256,7 +237,7 @@ def cmd_fetch_config(
     try:
         raw, signed = asyncio.run(fetch())
     except PlatformError as exc:
-        print(f"error: {_one_line(exc, secrets)}", file=err)
+        print(f"error: {error_line(exc, secrets)}", file=err)
         return EXIT_FATAL
     print(json.dumps(mask_secrets(raw, secrets), indent=2, ensure_ascii=False), file=out)
     profile = map_agent_config(raw)

@@ -100,6 +100,7 @@ class Session:
         """(speaker, text) lines of this conversation; corrections replace lines."""
         self.last_agent_event_id: int | None = None
         """The platform's id of the agent's latest turn (what ``feedback`` rates)."""
+        self._rated_event_id: int | None = None
         frame_ms = settings.audio.frame_ms
         self._uplink = UplinkQueue(frame_ms, self.stats)
         self._ws: Socket | None = None
@@ -173,6 +174,9 @@ class Session:
         """Rate the agent's latest turn; an error message if there is nothing to rate."""
         if self._ws is None or self.last_agent_event_id is None:
             return "the agent has not answered yet: nothing to rate"
+        if self.last_agent_event_id == self._rated_event_id:
+            return "this answer is rated already"
+        self._rated_event_id = self.last_agent_event_id
         self._spawn(self._send(self.protocol.feedback(self.last_agent_event_id, score)))
         return None
 

@@ -100,6 +100,17 @@ LED_PATTERNS: Mapping[str, Mapping[DeviceState, LedPattern]] = {
 """The pattern for each state, per ``gpio.led_type`` (``none`` shows nothing)."""
 
 
+ACK_FLASHES: Mapping[str, Mapping[str, tuple[LedPattern, int]]] = {
+    kind: {
+        "like": (_blink(0.1, 0.1, "two quick flashes", on=_GREEN if kind == "rgb" else 1.0), 2),
+        "dislike": (_blink(0.6, 0.2, "one long flash", on=_AMBER if kind == "rgb" else 1.0), 1),
+    }
+    for kind in ("led", "pwm", "rgb")
+}
+"""How the status LED acknowledges a rating (pattern, number of flashes), per LED type;
+then it shows the state's pattern again."""
+
+
 def pattern_table_markdown() -> str:
     """The README table of LED patterns (state x single / PWM / RGB), from the code."""
     lines = [

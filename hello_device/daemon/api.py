@@ -94,10 +94,10 @@ class ApiMixin(DaemonBase):
             self.set_volume(command.volume)
         elif name == "reload":
             self.request_reload()
+        elif name == "feedback":
+            return self.give_feedback("like" if command.score == "like" else "dislike")
         elif session is None:
             return "no conversation is open"
-        elif name == "feedback":
-            return session.send_feedback("like" if command.score == "like" else "dislike")
         else:
             return session.send_text(name, command.text)
         return None

@@ -7,7 +7,7 @@ import asyncio
 import collections
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from hello_device.audio.aec import EchoCanceller
@@ -119,4 +119,14 @@ class DaemonBase:
         raise NotImplementedError
 
     def set_volume(self, value: float) -> None:
+        raise NotImplementedError
+
+    def give_feedback(self, score: Literal["like", "dislike"]) -> str | None:
+        raise NotImplementedError
+
+    def conversation_rateable(self, conversation_id: str | None) -> None:
+        raise NotImplementedError
+
+    @property
+    def client(self) -> PlatformClient:
         raise NotImplementedError

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from hello_device.core.buttons import Action
@@ -27,7 +27,8 @@ class ControlsMixin(DaemonBase):
 
     def _open_gpio(self, loop: asyncio.AbstractEventLoop) -> None:
         g = self.settings.gpio
-        if g.button_pin is None and g.mute_pin is None and g.led_type == "none":
+        pins = (g.button_pin, g.mute_pin, g.like_pin, g.dislike_pin)
+        if all(pin is None for pin in pins) and g.led_type == "none":
             return
         from hello_device.errors import GpioError
         from hello_device.gpio.facade import Gpio
@@ -40,11 +41,17 @@ class ControlsMixin(DaemonBase):
                 on_release=self._button_released,
                 on_long_press=self._button_long_pressed,
                 on_mute_changed=self.set_muted,
+                on_feedback=self._feedback_pressed,
             )
         except GpioError as exc:
             log.error("GPIO unavailable, running without button and LED: %s", exc)
             return
         self.gpio.show(self.state.state)
+
+    def _feedback_pressed(self, score: Literal["like", "dislike"]) -> None:
+        error = self.give_feedback(score)
+        if error is not None:
+            log.info("%s button: %s", score, error)
 
     def _button_pressed(self) -> None:
         if self.gpio is not None:

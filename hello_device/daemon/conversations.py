@@ -142,6 +142,7 @@ class ConversationsMixin(WakeMixin, SessionListener):
                 normal = end.by_client or (end.code == 1000 and end.error is None)
                 self.metrics.count_conversation(normal, end.resumable)
             if end.connected:
+                self.conversation_rateable(session.conversation_id)
                 self.events.publish(
                     "conversation_ended",
                     conversation_id=session.conversation_id,
@@ -182,6 +183,7 @@ class ConversationsMixin(WakeMixin, SessionListener):
 
     def on_connected(self, conversation_id: str) -> None:
         set_log_context(CONVERSATION_ID=conversation_id)
+        self.conversation_rateable(None)  # the button now rates this one
         self.events.publish("conversation_started", conversation_id=conversation_id)
         now = self.clock()
         self.state.set_offline(False, now)

@@ -49,6 +49,7 @@ from hello_device.core.turn import (
 )
 from hello_device.core.turn.pipeline import FramePipeline
 from hello_device.core.turn.uplink import UplinkGate
+from hello_device.daemon.agent_tools import AgentToolsMixin
 from hello_device.daemon.api import ApiMixin
 from hello_device.daemon.controls import ControlsMixin
 from hello_device.daemon.conversations import ConversationsMixin
@@ -98,7 +99,9 @@ def make_backend(settings: Settings, player: Player) -> AudioBackend:
     return PyAudioBackend(settings.audio, player)
 
 
-class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin, ApiMixin):
+class Daemon(
+    PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin, ApiMixin, AgentToolsMixin
+):
     """The running device. ``await Daemon(settings).run()`` returns the exit code."""
 
     def __init__(
@@ -139,6 +142,10 @@ class Daemon(PlatformLinkMixin, ConversationsMixin, ControlsMixin, StatusMixin, 
             set_volume=self.set_volume,
             get_volume=lambda: self.player.volume,
         )
+        self._background: set[asyncio.Task[None]] = set()
+        """Tasks started on the side (feedback requests, an agent's end of conversation)."""
+        if tools is None:
+            self._add_daemon_tools()
         self.metrics: DeviceMetrics | None = None
         if settings.metrics.enabled:
             from hello_device.metrics import DeviceMetrics

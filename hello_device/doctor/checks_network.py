@@ -134,12 +134,13 @@ class _DeadlineTransport:
         headers: dict[str, str],
         connect_timeout: float,
         read_timeout: float,
+        body: bytes | None = None,
     ) -> HttpResponse:
         left = self._deadline - time.monotonic()
         if left < 0.1:
             raise TimeoutError("no time left for another attempt")
         return self._inner.request(
-            method, url, headers, min(connect_timeout, left), min(read_timeout, left)
+            method, url, headers, min(connect_timeout, left), min(read_timeout, left), body
         )
 
 

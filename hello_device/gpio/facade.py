@@ -1,4 +1,5 @@
-"""The GPIO facade the daemon uses: button, mute switch and status LED together. Every
+"""The GPIO facade the daemon uses: button, mute switch, like/dislike buttons and status
+LED together. Every
 failure to open a pin is a :class:`~hello_device.errors.GpioError`, so the daemon can log
 it and run without GPIO.
 """
@@ -15,6 +16,7 @@ from hello_device.core.buttons import ButtonLogic
 from hello_device.core.turn.state import DeviceState
 from hello_device.gpio.button import ButtonInput
 from hello_device.gpio.factory import make_pin_factory
+from hello_device.gpio.feedback import FeedbackButtons, Score
 from hello_device.gpio.led import StatusLed
 from hello_device.gpio.types import Callback, CallSoon, Clock
 from hello_device.settings import GpioSettings
@@ -45,6 +47,7 @@ class Gpio:
         on_release: Callback | None = None,
         on_long_press: Callback | None = None,
         on_mute_changed: Callable[[bool], None] | None = None,
+        on_feedback: Callable[[Score], None] | None = None,
         pin_factory: Factory | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
@@ -56,6 +59,7 @@ class Gpio:
             pin_factory if pin_factory is not None else make_pin_factory(settings.pin_factory)
         )
         self._buttons: ButtonInput | None = None
+        self._feedback: FeedbackButtons | None = None
         self._led: StatusLed | None = None
         try:
             if settings.button_pin is not None or settings.mute_pin is not None:
@@ -69,15 +73,27 @@ class Gpio:
                     on_mute_changed=on_mute_changed,
                     clock=clock,
                 )
+            if on_feedback is not None and (
+                settings.like_pin is not None or settings.dislike_pin is not None
+            ):
+                self._feedback = FeedbackButtons(
+                    settings,
+                    pin_factory=self._factory,
+                    call_soon=call_soon,
+                    on_feedback=on_feedback,
+                    clock=clock,
+                )
             self._led = StatusLed(settings, pin_factory=self._factory)
         except BaseException:
             self.close()
             raise
         log.info(
-            "GPIO: factory %s, button %s, mute switch %s, LED %s %s",
+            "GPIO: factory %s, button %s, mute switch %s, like/dislike %s/%s, LED %s %s",
             settings.pin_factory,
             _pin_text(settings.button_pin),
             _pin_text(settings.mute_pin),
+            _pin_text(settings.like_pin),
+            _pin_text(settings.dislike_pin),
             settings.led_type,
             settings.led_pins or "",
         )
@@ -102,6 +118,16 @@ class Gpio:
         if self._led is not None:
             self._led.show(state)
 
+    def acknowledge(self, score: Score) -> float:
+        """Flash the status LED for a rating (see :meth:`StatusLed.acknowledge`); how
+        long the flash lasts, after which the caller calls :meth:`resync_led`."""
+        return self._led.acknowledge(score) if self._led is not None else 0.0
+
+    def resync_led(self) -> None:
+        """Show the current state's pattern again (after an acknowledgment)."""
+        if self._led is not None:
+            self._led.reshow()
+
     def resync(self) -> None:
         """Call on a periodic tick: see :meth:`ButtonInput.resync` (no-op without button)."""
         if self._buttons is not None:
@@ -112,6 +138,9 @@ class Gpio:
         if self._buttons is not None:
             self._buttons.close()
             self._buttons = None
+        if self._feedback is not None:
+            self._feedback.close()
+            self._feedback = None
         if self._led is not None:
             self._led.close()
             self._led = None

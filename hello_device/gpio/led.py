@@ -10,7 +10,7 @@ from typing import Any
 
 from gpiozero import LED, PWMLED, RGBLED, Factory
 
-from hello_device.core.led_patterns import LED_PATTERNS, Color, LedPattern, Level
+from hello_device.core.led_patterns import ACK_FLASHES, LED_PATTERNS, Color, LedPattern, Level
 from hello_device.core.turn.state import DeviceState
 from hello_device.errors import GpioError
 from hello_device.gpio.factory import _open_error
@@ -95,7 +95,30 @@ class StatusLed:
         self._pattern = pattern
         log.debug("status LED: %s (%s)", state.value, pattern.text)
 
-    def _apply(self, p: LedPattern) -> None:
+    def acknowledge(self, score: str) -> float:
+        """Flash the rating's acknowledgment (:data:`ACK_FLASHES`) in the background; the
+        seconds it lasts (0: no LED). Call :meth:`reshow` after that; a :meth:`show` of
+        another state meanwhile cuts the flash short.
+
+        :raises GpioError: gpiozero could not drive the LED.
+        """
+        if self._device is None:
+            return 0.0
+        pattern, count = ACK_FLASHES[self._type][score]
+        try:
+            self._apply(pattern, count)
+        except Exception as exc:
+            raise GpioError(f"status LED: cannot acknowledge {score}: {exc}") from exc
+        self._pattern = pattern
+        return count * (pattern.on_time + pattern.off_time)
+
+    def reshow(self) -> None:
+        """Show the current state's pattern again (after :meth:`acknowledge`)."""
+        state, self._state = self._state, None
+        if state is not None:
+            self.show(state)
+
+    def _apply(self, p: LedPattern, count: int | None = None) -> None:
         dev = self._device
         if self._type == "rgb":
             on, off = _color(p.on), _color(p.off)
@@ -109,6 +132,7 @@ class StatusLed:
                     fade_out_time=p.fade_out,
                     on_color=on,
                     off_color=off,
+                    n=count,
                 )
         elif p.steady:
             dev.value = _level(p.on) if self._type == "pwm" else _level(p.on) >= 0.5
@@ -118,9 +142,10 @@ class StatusLed:
                 off_time=p.off_time,
                 fade_in_time=p.fade_in,
                 fade_out_time=p.fade_out,
+                n=count,
             )
         else:
-            dev.blink(on_time=p.on_time, off_time=p.off_time)
+            dev.blink(on_time=p.on_time, off_time=p.off_time, n=count)
 
     def close(self) -> None:
         """Stop the pattern, switch the LED off and release its pins. Idempotent."""

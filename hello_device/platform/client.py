@@ -16,7 +16,7 @@ import math
 import random
 import time
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from hello_device.aio import Clock, Sleep, in_daemon_thread
 from hello_device.core import boundedjson
@@ -26,6 +26,7 @@ from hello_device.core.urls import host_of, is_secure_or_loopback, safe_url
 from hello_device.errors import (
     AgentNotFoundError,
     AuthError,
+    NotFoundError,
     PlatformError,
     PlatformUnavailable,
     describe_os_error,
@@ -115,21 +116,29 @@ class PlatformClient:
         self._raise_for_status(response)
         return self._json_object(response)
 
-    async def list_agents(self, search: str = "", *, limit: int = 30) -> list[tuple[str, str]]:
-        """``(agent_id, name)`` of the account's agents whose name contains ``search``
-        (the first page; both list shapes of PROTOCOL.md)."""
-        query = urlencode(
-            {"search": search, "page_size": limit} if search else {"page_size": limit}
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        attempts: int | None = None,
+        not_found: str | None = None,
+    ) -> dict[str, Any]:
+        """``method path`` (with ``payload`` as a JSON body) and its JSON object answer.
+
+        GET, PUT and PATCH are retried like every request; a POST (not idempotent: it may
+        create a second tool) only when the platform cannot have acted on it (429, or the
+        connection refused). ``not_found``: the message of a 404 (default: the agent's).
+        """
+        body = None if payload is None else json.dumps(payload).encode()
+        response = await self._send(
+            method, path, attempts=attempts, body=body, idempotent=method != "POST"
         )
-        response = await self._get(f"/v1/convai/agents?{query}", attempts=1)
-        self._raise_for_status(response)
-        data = self._json_object(response)
-        items = data.get("agents", data.get("data", []))
-        found: list[tuple[str, str]] = []
-        for item in items if isinstance(items, list) else []:
-            if isinstance(item, dict) and isinstance(item.get("agent_id"), str):
-                found.append((item["agent_id"], str(item.get("name") or "")))
-        return found[:limit]
+        self._raise_for_status(response, not_found)
+        if response.status == 204 or not response.body.strip():
+            return {}
+        return self._json_object(response)
 
     async def get_signed_url(self, *, attempts: int | None = None) -> str:
         """A fresh signed conversation URL (``wss://…``); never cache or log it whole.
@@ -211,7 +220,23 @@ class PlatformClient:
 
     async def _get(self, path: str, *, attempts: int | None) -> HttpResponse:
         """GET with retries; the first non-retryable answer (2xx, 3xx, 4xx) is returned."""
+        return await self._send("GET", path, attempts=attempts)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        attempts: int | None,
+        body: bytes | None = None,
+        idempotent: bool = True,
+    ) -> HttpResponse:
+        """One request with retries; the first non-retryable answer is returned. A request
+        that is not ``idempotent`` is retried only after a 429 or a refused connection."""
         url = self._base + path
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         total = self.max_attempts if attempts is None else max(1, attempts)
         connect_t = self.settings.connect_timeout_s
         read_t = self.settings.read_timeout_s
@@ -224,26 +249,37 @@ class PlatformClient:
             try:
                 response = await in_daemon_thread(
                     self.transport.request,
-                    "GET",
+                    method,
                     url,
-                    dict(self._headers),
+                    dict(headers),
                     connect_t,
                     read_t,
+                    body,
                     name="http",
                 )
             except TruncatedAnswer as exc:
                 reason = self.redact(one_line(str(exc), 300))
-                log.debug("GET %s (attempt %d/%d): %s", safe_url(url), attempt, total, reason)
+                log.debug(
+                    "%s %s (attempt %d/%d): %s", method, safe_url(url), attempt, total, reason
+                )
+                unsent = False
             except OSError as exc:
                 reason = f"cannot reach {self.host}: {describe_os_error(exc, read_t)}"
                 reason = self.redact(one_line(reason, 300))
                 log.debug(
-                    "GET %s failed (attempt %d/%d): %s", safe_url(url), attempt, total, reason
+                    "%s %s failed (attempt %d/%d): %s",
+                    method,
+                    safe_url(url),
+                    attempt,
+                    total,
+                    reason,
                 )
+                unsent = isinstance(exc, ConnectionRefusedError)
             else:
                 elapsed_ms = (time.monotonic() - started) * 1000.0
                 log.debug(
-                    "GET %s -> HTTP %d in %.0f ms (attempt %d/%d)",
+                    "%s %s -> HTTP %d in %.0f ms (attempt %d/%d)",
+                    method,
                     safe_url(url),
                     response.status,
                     elapsed_ms,
@@ -253,6 +289,7 @@ class PlatformClient:
                 if not (response.status in (408, 429) or response.status >= 500):
                     return response
                 detail = self.redact(error_detail(response.body, response.headers))
+                unsent = response.status == 429
                 if response.status == 429:
                     reason = f"the platform at {self.host} is rate-limiting us (HTTP 429)"
                 else:
@@ -267,13 +304,13 @@ class PlatformClient:
                         f"{reason} (asked to retry in {retry_after:.0f} s)",
                         retry_after=retry_after,
                     )
-            if attempt == total:
+            if attempt == total or not (idempotent or unsent):
                 break
             if retry_after is None:  # else the next attempt waits for it (above)
                 delay = self._backoff(attempt)
                 log.debug("retrying in %.2f s", delay)
                 await self._sleep(delay)
-        suffix = f" (gave up after {total} attempts)" if total > 1 else ""
+        suffix = f" (gave up after {attempt} attempts)" if attempt > 1 else ""
         raise PlatformUnavailable(f"{reason}{suffix}", retry_after=retry_after)
 
     async def _respect_retry_after(self, attempt: int, total: int) -> None:
@@ -290,8 +327,9 @@ class PlatformClient:
         log.debug("waiting %.2f s as the platform asked (Retry-After)", wait)
         await self._sleep(wait)
 
-    def _not_found_message(self, response: HttpResponse) -> str:
-        message = f"no agent with id {self.settings.agent_id} at {self.host} (HTTP 404)"
+    def _not_found_message(self, response: HttpResponse, what: str | None = None) -> str:
+        what = what or f"no agent with id {self.settings.agent_id}"
+        message = f"{what} at {self.host} (HTTP 404)"
         media = _media_type(response.headers)
         if _looks_like_html(response.body, media):
             message += "; the answer was an HTML page — is api_base_url right?"
@@ -301,7 +339,7 @@ class PlatformClient:
                 message += f": {detail}"
         return message
 
-    def _raise_for_status(self, response: HttpResponse) -> None:
+    def _raise_for_status(self, response: HttpResponse, not_found: str | None = None) -> None:
         status = response.status
         if 200 <= status < 300:
             return
@@ -329,6 +367,8 @@ class PlatformClient:
             )
             raise AuthError(message)
         if status == 404:
+            if not_found is not None:
+                raise NotFoundError(self._not_found_message(response, not_found))
             raise AgentNotFoundError(self._not_found_message(response))
         if 300 <= status < 400:
             raise PlatformError(

@@ -95,7 +95,8 @@ class Transport(Protocol):
     """Sends one request and returns the answer (blocking; run in a worker thread).
 
     Network failures and timeouts raise :class:`OSError` (``TimeoutError`` included);
-    any HTTP status, even 500, is an answer, not an exception.
+    any HTTP status, even 500, is an answer, not an exception. ``body``: the request's
+    body (a POST or PATCH), its ``Content-Type`` among ``headers``.
     """
 
     def request(
@@ -105,6 +106,7 @@ class Transport(Protocol):
         headers: dict[str, str],
         connect_timeout: float,
         read_timeout: float,
+        body: bytes | None = None,
     ) -> HttpResponse: ...
 
 
@@ -151,6 +153,7 @@ class UrllibTransport:
         headers: dict[str, str],
         connect_timeout: float,
         read_timeout: float,
+        body: bytes | None = None,
     ) -> HttpResponse:
         hdrs = dict(headers)
         asked = host_of(url)
@@ -164,7 +167,7 @@ class UrllibTransport:
             if not ok:
                 raise PlatformError(f"cannot request {safe_url(url)}: not a valid http(s) URL")
             try:
-                response = self._once(method, url, hdrs, connect_timeout, read_timeout)
+                response = self._once(method, url, hdrs, connect_timeout, read_timeout, body)
             except (UnicodeError, http.client.InvalidURL) as exc:
                 # Not retryable. The text may quote a header value, so only its type is kept.
                 raise PlatformError(
@@ -197,6 +200,7 @@ class UrllibTransport:
         headers: dict[str, str],
         connect_timeout: float,
         read_timeout: float,
+        body: bytes | None = None,
     ) -> HttpResponse:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -218,7 +222,7 @@ class UrllibTransport:
             deadline = time.monotonic() + read_timeout
             if sock is not None:
                 sock.settimeout(read_timeout)
-            conn.request(method, target, headers=headers)
+            conn.request(method, target, body=body, headers=headers)
             resp = conn.getresponse()
             chunks: list[bytes] = []
             size = 0

@@ -108,6 +108,10 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return code
 
 
+SEARCH_LIMIT = 30
+"""The setup lists at most this many agents per search (a narrower word finds the rest)."""
+
+
 def _search_agents(
     base_url: str | None, config_path: Path, word: str, key: str | None
 ) -> list[tuple[str, str]]:
@@ -116,6 +120,7 @@ def _search_agents(
     import asyncio
 
     from hello_device.platform.client import PlatformClient
+    from hello_device.platform.management import ManagementApi
     from hello_device.settings import PlatformSettings, Secret, load_settings
 
     if key is None and config_path.exists():
@@ -125,8 +130,9 @@ def _search_agents(
     fields: dict[str, Any] = {"agent_id": "setup", "api_key": Secret(key) if key else None}
     if base_url:
         fields["api_base_url"] = base_url
-    client = PlatformClient(PlatformSettings(**fields))
-    return asyncio.run(client.list_agents(word))
+    api = ManagementApi(PlatformClient(PlatformSettings(**fields), max_attempts=2))
+    found = asyncio.run(api.agents(word, limit=SEARCH_LIMIT))
+    return [(agent.agent_id, agent.name) for agent in found]
 
 
 def _read_key(source: str | None) -> str | None:

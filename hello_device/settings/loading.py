@@ -157,9 +157,16 @@ def _finish(
         errs.add("gpio.led_pins", 'needs 3 pins (red, green, blue) when gpio.led_type = "rgb"')
     elif gpio.led_type in ("led", "pwm") and len(gpio.led_pins) != 1:
         errs.add("gpio.led_pins", f'needs exactly 1 pin when gpio.led_type = "{gpio.led_type}"')
-    used = [p for p in (gpio.button_pin, gpio.mute_pin, *gpio.led_pins) if p is not None]
+    used = [
+        p
+        for p in (gpio.button_pin, gpio.mute_pin, gpio.like_pin, gpio.dislike_pin, *gpio.led_pins)
+        if p is not None
+    ]
     if len(used) != len(set(used)):
-        errs.add("gpio", "the same pin is used twice among button_pin, mute_pin and led_pins")
+        errs.add(
+            "gpio",
+            "the same pin is used twice among button_pin, mute_pin, like_pin, dislike_pin and led_pins",
+        )
     if s.conversation.start == "button" and gpio.button_pin is None:
         # Not an error: the daemon still works with a mock or no button, but say so.
         pass

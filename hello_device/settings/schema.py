@@ -298,6 +298,12 @@ class GpioSettings:
     mute_pin: int | None = _f(None, min=0, max=63)
     """BCM pin of a mute switch (closed: muted)."""
 
+    like_pin: int | None = _f(None, min=0, max=63)
+    """BCM pin of a "thumbs up" button: the user likes the agent's answer (unset: none)."""
+
+    dislike_pin: int | None = _f(None, min=0, max=63)
+    """BCM pin of a "thumbs down" button (wired like the talk button)."""
+
     led_type: Literal["none", "led", "pwm", "rgb"] = _f("none")
     """Status LED: none, a single LED, a dimmable (PWM) LED, or an RGB LED."""
 

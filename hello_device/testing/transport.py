@@ -26,6 +26,8 @@ class ScriptedTransport:
     def __init__(self, *script: HttpResponse | BaseException) -> None:
         self.script = list(script)
         self.calls: list[tuple[str, str, dict[str, str], float, float]] = []
+        self.bodies: list[bytes | None] = []
+        """The body of every request so far (None: none), in the order of ``calls``."""
 
     def add(self, *items: HttpResponse | BaseException) -> None:
         """Append answers or failures to the script."""
@@ -38,14 +40,20 @@ class ScriptedTransport:
         headers: dict[str, str],
         connect_timeout: float,
         read_timeout: float,
+        body: bytes | None = None,
     ) -> HttpResponse:
         self.calls.append((method, url, dict(headers), connect_timeout, read_timeout))
+        self.bodies.append(body)
         if not self.script:
             raise ConnectionRefusedError(111, "Connection refused")
         item = self.script.pop(0)
         if isinstance(item, BaseException):
             raise item
         return item
+
+    def json_bodies(self) -> list[Any]:
+        """Every request's body decoded as JSON (None where there was none)."""
+        return [json.loads(b) if b else None for b in self.bodies]
 
     @property
     def urls(self) -> list[str]:

@@ -96,6 +96,9 @@ COMMAND_LINES = {
     "wake-test": ["wake-test", "x.wav"],
     "config": ["config", "show"],
     "fetch-config": ["fetch-config", "-c", "x.toml"],
+    "agents": ["agents", "--search", "lobby"],
+    "conversations": ["conversations", "show", "conv_1"],
+    "tools": ["tools", "sync", "--dry-run"],
 }
 
 

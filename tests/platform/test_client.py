@@ -60,20 +60,6 @@ def test_fetch_success_sends_key_and_user_agent() -> None:
     assert (connect_t, read_t) == (1.0 * UNIT, 1.0 * UNIT)
 
 
-def test_list_agents_reads_both_list_shapes() -> None:
-    t = ScriptedTransport(
-        json_response(200, {"agents": [{"agent_id": "a1", "name": "Lobby"}, {"x": 1}]}),
-        json_response(200, {"data": [{"agent_id": "a2", "name": None}], "pagination": {}}),
-    )
-    assert run(client(t).list_agents("lob")) == [("a1", "Lobby")]
-    assert run(client(t).list_agents()) == [("a2", "")]
-    assert t.urls == [
-        f"{BASE}/v1/convai/agents?search=lob&page_size=30",
-        f"{BASE}/v1/convai/agents?page_size=30",
-    ]
-    assert t.calls[0][2]["xi-api-key"] == KEY
-
-
 def test_bearer_header_and_base_url_with_slash() -> None:
     t = ScriptedTransport(json_response(200, {}))
     run(client(t, auth_header="bearer", api_base_url=BASE + "/").fetch_agent_config())

@@ -95,7 +95,13 @@ def test_transport_refuses_https_to_http_redirect() -> None:
             self.seen: list[str] = []
 
         def _once(
-            self, method: str, url: str, headers: dict[str, str], ct: float, rt: float
+            self,
+            method: str,
+            url: str,
+            headers: dict[str, str],
+            ct: float,
+            rt: float,
+            body: bytes | None = None,
         ) -> HttpResponse:
             self.seen.append(url)
             return HttpResponse(301, {"Location": "http://api.example.test/x"})

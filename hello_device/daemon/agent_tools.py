@@ -1,0 +1,62 @@
+"""The device tools that need the daemon: ``get_device_status`` and ``end_conversation``
+(their schemas, as the agent sees them, are in
+:mod:`hello_device.conversation.tool_specs`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from hello_device.conversation.session import Session
+from hello_device.core.text import peer
+from hello_device.daemon.feedback import FeedbackMixin
+
+log = logging.getLogger(__name__)
+
+END_AFTER_REPLY_MAX_S = 20.0
+"""``end_conversation`` waits at most this long for the agent's reply to finish."""
+QUIET_S = 0.6
+"""The reply counts as finished once nothing played for this long."""
+
+
+class AgentToolsMixin(FeedbackMixin):
+    """Registers the daemon's own tools on :attr:`tools`."""
+
+    def _add_daemon_tools(self) -> None:
+        self.tools.register("get_device_status", self._tool_device_status)
+        self.tools.register("end_conversation", self._tool_end_conversation)
+
+    def _tool_device_status(self) -> dict[str, Any]:
+        session = self.session
+        return {
+            "state": self.state.state.value,
+            "volume": round(self.player.volume, 3),
+            "muted": self._muted,
+            "online": not self.state.offline,
+            "last_error": self.state.error,
+            "conversation_id": session.conversation_id if session is not None else None,
+        }
+
+    def _tool_end_conversation(self, reason: str = "") -> str:
+        session = self.session
+        if session is None:
+            raise ValueError("no conversation is open")
+        self._spawn(self._end_after_reply(session, peer(str(reason), 80)))
+        return "the conversation ends once this reply has been played"
+
+    async def _end_after_reply(self, session: Session, reason: str) -> None:
+        """End ``session`` once the agent's audio has stopped for :data:`QUIET_S`
+        (bounded by :data:`END_AFTER_REPLY_MAX_S`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + END_AFTER_REPLY_MAX_S
+        quiet_since = loop.time()
+        while loop.time() < deadline and self.session is session:
+            if self.player.playing:
+                quiet_since = loop.time()
+            elif loop.time() - quiet_since >= QUIET_S:
+                break
+            await asyncio.sleep(0.1)
+        if self.session is session:
+            log.info("the agent ended the conversation%s", f" ({reason})" if reason else "")
+            self.end_conversation("ended by the agent")

@@ -1,0 +1,143 @@
+"""``hello-device tools``: compare the device's tools with what the platform declares,
+and make the platform match (idempotently: a second sync changes nothing).
+
+A device tool is *declared* when a client tool of its name exists on the platform with
+its description and parameter schema, and *attached* when that tool's id is among the
+agent's ``tool_ids``. The platform may fill in fields of its own (``dynamic_variable:
+""``, ``response_timeout_secs``): a field the device does not set counts as the same
+when the platform's value is empty, so a sync does not rewrite a tool forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hello_device.conversation.tool_specs import ToolSpec
+from hello_device.platform.management import ManagementApi, PlatformTool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ToolStatus:
+    """One device tool, as the platform knows it."""
+
+    spec: ToolSpec
+    tool: PlatformTool | None
+    """The platform's tool of that name (None: not declared)."""
+    same: bool
+    """Declared with the device's description and schema."""
+    attached: bool
+    """Its id is among the agent's tool ids."""
+
+    @property
+    def state(self) -> str:
+        """``declared``, ``different`` or ``missing``."""
+        if self.tool is None:
+            return "missing"
+        return "declared" if self.same else "different"
+
+
+def survey(
+    specs: Iterable[ToolSpec], tools: Sequence[PlatformTool], attached_ids: Sequence[str]
+) -> list[ToolStatus]:
+    """Each device tool's status. Where several platform tools share a name, the one
+    attached to the agent counts, else one that is the same, else the first."""
+    attached = set(attached_ids)
+    found = []
+    for spec in specs:
+        wanted = spec.platform_config()
+        named = [t for t in tools if t.name == spec.name]
+        named.sort(key=lambda t: (t.tool_id not in attached, not same_config(wanted, t.config)))
+        tool = named[0] if named else None
+        if len(named) > 1:
+            log.info(
+                "%d tools on the platform are called %s; using %s",
+                len(named),
+                spec.name,
+                named[0].tool_id,
+            )
+        found.append(
+            ToolStatus(
+                spec,
+                tool,
+                tool is not None and same_config(wanted, tool.config),
+                tool is not None and tool.tool_id in attached,
+            )
+        )
+    return found
+
+
+def same_config(ours: Any, theirs: Any) -> bool:
+    """True when ``theirs`` says what ``ours`` says: every field of ours with the same
+    value (``required`` lists in any order), and any other field of theirs empty."""
+    if isinstance(ours, Mapping):
+        if not isinstance(theirs, Mapping):
+            return False
+        for key, value in ours.items():
+            if key not in theirs:
+                if _empty(value):
+                    continue
+                return False
+            if key == "required" and isinstance(value, list) and isinstance(theirs[key], list):
+                if sorted(map(str, value)) != sorted(map(str, theirs[key])):
+                    return False
+            elif not same_config(value, theirs[key]):
+                return False
+        return all(_empty(v) for k, v in theirs.items() if k not in ours)
+    if isinstance(ours, list):
+        return (
+            isinstance(theirs, list)
+            and len(ours) == len(theirs)
+            and all(same_config(a, b) for a, b in zip(ours, theirs, strict=True))
+        )
+    if isinstance(ours, bool) or isinstance(theirs, bool):
+        return ours is theirs
+    return bool(ours == theirs)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value is False or value in ("", [], {})
+
+
+@dataclass
+class SyncReport:
+    """What a sync did (or, dry, would do): one line per change."""
+
+    changes: list[str]
+    statuses: list[ToolStatus]
+
+
+async def sync_tools(
+    api: ManagementApi, specs: Sequence[ToolSpec], *, dry_run: bool = False
+) -> SyncReport:
+    """Declare the missing tools, update the different ones, attach them all to the
+    agent (keeping the agent's other tools)."""
+    tools = await api.tools()
+    attached = await api.agent_tool_ids()
+    statuses = survey(specs, tools, attached)
+    verb = "would " if dry_run else ""
+    changes: list[str] = []
+    ids: list[str] = []
+    for status in statuses:
+        name, config = status.spec.name, status.spec.platform_config()
+        tool = status.tool
+        if tool is None:
+            if not dry_run:
+                tool = await api.create_tool(config)
+            changes.append(f"{verb}declare {name}" + (f" ({tool.tool_id})" if tool else ""))
+        elif not status.same:
+            if not dry_run:
+                tool = await api.update_tool(tool.tool_id, config)
+            changes.append(f"{verb}update {name} ({tool.tool_id})")
+        if tool is not None and tool.tool_id not in attached:
+            ids.append(tool.tool_id)
+            changes.append(f"{verb}attach {name} ({tool.tool_id}) to agent {api.agent_id}")
+        elif tool is None:
+            changes.append(f"{verb}attach {name} to agent {api.agent_id}")
+    if ids and not dry_run:
+        await api.set_agent_tool_ids([*attached, *ids])
+    return SyncReport(changes, statuses)
