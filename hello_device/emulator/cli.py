@@ -13,7 +13,7 @@ from typing import Any
 
 from hello_device.core.formats import AUDIO_FORMATS
 from hello_device.core.urls import is_loopback_host
-from hello_device.emulator.config import DIALECTS, SIGNED_URL_FORMS, EmulatorConfig
+from hello_device.emulator.config import DIALECTS, LIST_STYLES, SIGNED_URL_FORMS, EmulatorConfig
 from hello_device.emulator.rest import _host_port
 from hello_device.emulator.server import Emulator
 
@@ -54,17 +54,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--end-silence-ms", type=int, default=defaults.end_silence_ms, metavar="MS")
     add("--language", default=defaults.language)
     add("--strict", action="store_true", help="close 1008 on malformed client messages")
+    add(
+        "--extra-agents",
+        type=int,
+        default=0,
+        metavar="N",
+        help="list N more agents (agent_extra_001…, 'Lobby kiosk 1'…; every third private)",
+    )
+    add(
+        "--list-style",
+        choices=LIST_STYLES,
+        default=defaults.list_style,
+        help="agents list paging: cursor (next_cursor) or page (page/page_size, "
+        "data+pagination) (default: %(default)s)",
+    )
+    add(
+        "--declared-tool-call",
+        metavar="NAME[:JSON]",
+        help="call this tool after the first reply, only if a tool of that name was "
+        "declared (POST /v1/convai/tools) and attached to the agent (tool_ids)",
+    )
+    add(
+        "--tool-call-after-silence",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="call the --declared-tool-call after S seconds without user speech once the "
+        "agent has finished speaking, instead of after the first reply",
+    )
 
 
-def _parse_tool_call(spec: str) -> tuple[str, dict[str, Any]]:
+def _parse_tool_call(spec: str, option: str = "--tool-call") -> tuple[str, dict[str, Any]]:
     name, sep, params = spec.partition(":")
     if not name:
-        raise ValueError("--tool-call needs a tool name")
+        raise ValueError(f"{option} needs a tool name")
     if not sep:
         return name, {}
-    value = json.loads(params)
+    try:
+        value = json.loads(params)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{option} parameters are not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise ValueError("--tool-call parameters must be a JSON object")
+        raise ValueError(f"{option} parameters must be a JSON object")
     return name, value
 
 
@@ -75,10 +106,14 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
             raise ValueError(f"environment variable {args.api_key_env} is not set")
-    try:
-        tool_call = _parse_tool_call(args.tool_call) if args.tool_call else None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--tool-call parameters are not valid JSON: {exc}") from None
+    tool_call = _parse_tool_call(args.tool_call) if args.tool_call else None
+    declared, declared_params = None, {}
+    if args.declared_tool_call:
+        declared, declared_params = _parse_tool_call(
+            args.declared_tool_call, "--declared-tool-call"
+        )
+    elif args.tool_call_after_silence:
+        raise ValueError("--tool-call-after-silence needs --declared-tool-call")
     cfg = EmulatorConfig(
         agent_id=args.agent_id,
         private=args.private,
@@ -98,6 +133,11 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         end_silence_ms=args.end_silence_ms,
         language=args.language,
         strict=args.strict,
+        extra_agents=args.extra_agents,
+        list_style=args.list_style,
+        declared_tool_call=declared,
+        declared_tool_parameters=declared_params,
+        declared_tool_after_silence_s=args.tool_call_after_silence,
     )
     cfg.validate()
     return cfg

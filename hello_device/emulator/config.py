@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 SIGNED_URL_FORMS = ("primary", "a", "b")
 DIALECTS = ("elevenlabs", "variant")
+LIST_STYLES = ("cursor", "page")
+_TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 CONVERSATION_PATH = "/v1/convai/conversation"
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
@@ -129,6 +132,25 @@ class EmulatorConfig:
     metadata_delay_s: float = 0.0
     """A slow platform: the conversation's metadata comes this long after the client's
     initiation (the device meanwhile holds what the user says)."""
+    extra_agents: int = 0
+    """That many more agents in ``GET /v1/convai/agents`` after the configured one
+    (``agent_extra_001``…, named "Lobby kiosk 1"…, every third one private), each with its
+    own configuration document; conversations stay on the configured agent."""
+    list_style: str = "cursor"
+    """``"cursor"``: the agents list pages with ``cursor`` (``{"agents", "next_cursor",
+    "has_more"}``); ``"page"``: the documented variant, ``page``/``page_size`` and
+    ``{"data", "pagination"}``."""
+    declared_tool_call: str | None = None
+    """Name of a tool the parrot calls (``client_tool_call``, or ``tool_call`` in the variant
+    dialect) after the first user turn's reply, or after ``declared_tool_after_silence_s``;
+    only if a tool of that name was declared (``POST /v1/convai/tools``) and attached to the
+    agent (its id in ``tool_ids``); else the emulator logs that the agent cannot call it."""
+    declared_tool_parameters: dict[str, Any] = field(default_factory=dict)
+    """The parameters of the ``declared_tool_call``."""
+    declared_tool_after_silence_s: float = 0.0
+    """> 0: call the ``declared_tool_call`` after this many seconds without user speech once
+    the agent has finished speaking (once per conversation), instead of after the first
+    reply."""
 
     def validate(self) -> None:
         """Raise :class:`ValueError` naming the first bad field."""
@@ -156,6 +178,16 @@ class EmulatorConfig:
             not isinstance(self.tool_call[0], str) or not isinstance(self.tool_call[1], dict)
         ):
             raise ValueError("tool_call must be (name, parameters dict)")
+        if isinstance(self.extra_agents, bool) or not 0 <= self.extra_agents <= 10_000:
+            raise ValueError("extra_agents must be an integer from 0 to 10000")
+        if self.list_style not in LIST_STYLES:
+            raise ValueError(f"list_style must be one of {LIST_STYLES}")
+        if self.declared_tool_call is not None and not _TOOL_NAME_RE.match(self.declared_tool_call):
+            raise ValueError("declared_tool_call must be a tool name ([a-zA-Z0-9_-]{1,64})")
+        if not isinstance(self.declared_tool_parameters, dict):
+            raise ValueError("declared_tool_parameters must be a dict")
+        if self.declared_tool_after_silence_s < 0:
+            raise ValueError("declared_tool_after_silence_s must not be negative")
 
 
 @dataclass
@@ -175,6 +207,23 @@ class ReplyRecord:
     interrupted: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once it was sent completely, cut short, or dropped."""
+
+
+@dataclass
+class TurnRecord:
+    """One turn of a conversation's transcript, as ``GET /v1/convai/conversations/{id}``
+    shows it."""
+
+    role: str
+    """``user`` | ``agent``."""
+    message: str
+    time_in_call_secs: int
+    event_id: int | None = None
+    """The ``event_id`` of the agent's reply (what feedback over the socket names)."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    tool_results: list[dict[str, Any]] = field(default_factory=list)
+    feedback: str | None = None
+    """``like`` | ``dislike`` sent over the socket for this turn."""
 
 
 @dataclass
@@ -222,6 +271,21 @@ class ConversationRecord:
     """("user" | "agent", text) in order."""
     malformed: list[str] = field(default_factory=list)
     """Why each ignored client message was rejected."""
+    started_at: float | None = None
+    """``time.time()`` when the metadata was sent (None: the conversation was refused)."""
+    ended_at: float | None = None
+    """``time.time()`` when the connection closed."""
+    turns: list[TurnRecord] = field(default_factory=list)
+    """The transcript the conversation endpoints show (see :class:`TurnRecord`)."""
+    feedback: str | None = None
+    """``like`` | ``dislike`` posted after the call (``POST …/feedback``)."""
+
+    def add_turn(self, role: str, message: str, event_id: int | None = None) -> TurnRecord:
+        """Append a transcript turn, timed from the start of the call."""
+        since = time.time() - self.started_at if self.started_at is not None else 0.0
+        turn = TurnRecord(role, message, max(0, int(since)), event_id)
+        self.turns.append(turn)
+        return turn
 
     @property
     def user_audio_s(self) -> float:
@@ -240,6 +304,8 @@ class RestRecord:
     status: int
     time: float = 0.0
     """``time.monotonic()`` when it was answered."""
+    body: Any = None
+    """The request body, JSON-decoded (None when empty or not JSON)."""
 
 
 @dataclass

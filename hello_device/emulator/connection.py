@@ -9,14 +9,10 @@ import copy
 import itertools
 import json
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
 from hello_device.core import boundedjson
 from hello_device.emulator.audio import (
@@ -35,8 +31,10 @@ from hello_device.emulator.config import (
     RATE,
     ConversationRecord,
     ReplyRecord,
+    TurnRecord,
 )
 from hello_device.emulator.vad import _Utterance, _UtteranceDetector
+from hello_device.emulator.wsocket import ServerSocket, SocketClosed
 
 if TYPE_CHECKING:
     from hello_device.emulator.server import Emulator
@@ -73,9 +71,7 @@ def _seconds(value: float) -> str:
 class _ConversationBase:
     """Serves one WebSocket connection: admission, the first message, sending, timers."""
 
-    def __init__(
-        self, emulator: Emulator, ws: ServerConnection, record: ConversationRecord
-    ) -> None:
+    def __init__(self, emulator: Emulator, ws: ServerSocket, record: ConversationRecord) -> None:
         self.emu = emulator
         self.ws = ws
         self.record = record
@@ -91,6 +87,7 @@ class _ConversationBase:
         self._play_end_s = 0.0
         self._user_turns = 0
         self._tool_calls: dict[str, str] = {}  # tool_call_id -> tool name
+        self._tool_turns: dict[str, TurnRecord] = {}  # tool_call_id -> its transcript turn
         self._last_audio_wall = 0.0
         self._text_only = False
         self._reply_wav: Int16Array | None = None
@@ -102,6 +99,8 @@ class _ConversationBase:
         )
         self._frozen = asyncio.Event()
         """Set by a ``half_open`` or ``silence`` fault: nothing is sent any more."""
+        self._activity = asyncio.Event()
+        """Set when the user starts speaking or a reply is queued (the silence timer)."""
 
     async def run(self, query: dict[str, list[str]]) -> None:
         if not await self._admit(query):
@@ -112,6 +111,7 @@ class _ConversationBase:
         await self._inject("before_metadata")
         if self.cfg.metadata_delay_s > 0:
             await asyncio.sleep(self.cfg.metadata_delay_s)
+        self.record.started_at = time.time()
         await self._send_json(
             {
                 "type": "conversation_initiation_metadata",
@@ -137,6 +137,8 @@ class _ConversationBase:
             self._tasks.append(asyncio.create_task(self._pinger()))
         if self.cfg.max_duration_s > 0:
             self._tasks.append(asyncio.create_task(self._max_duration()))
+        if self.cfg.declared_tool_call and self.cfg.declared_tool_after_silence_s > 0:
+            self._tasks.append(asyncio.create_task(self._silence_trigger()))
         self._queue_first_message()
         self.record.initiated.set()
         await self._inject("after_metadata")
@@ -178,7 +180,7 @@ class _ConversationBase:
             log.warning("conversation %s: no initiation within %.0f s", self.tag, _INIT_TIMEOUT_S)
             await self.ws.close(1008, "conversation initiation expected")
             return None
-        except ConnectionClosed:
+        except SocketClosed:
             return None
         msg: Any = None
         if isinstance(first, bytes):
@@ -267,6 +269,7 @@ class _ConversationBase:
             self._play_end_s = reply.play_end_s
         self._replies.append(reply)
         self.record.replies.append(record)
+        self._activity.set()
         self._outbox.put_nowait(lambda: self._send_reply(reply))
         return record
 
@@ -286,7 +289,7 @@ class _ConversationBase:
             job = await self._outbox.get()
             try:
                 await job()
-            except ConnectionClosed:
+            except SocketClosed:
                 return
             except Exception:
                 log.exception("conversation %s: sending failed", self.tag)
@@ -307,6 +310,7 @@ class _ConversationBase:
                     }
                 )
                 self.record.transcript.append(("agent", rec.text))
+                self.record.add_turn("agent", rec.text, rec.event_id)
                 log.info("conversation %s: agent: %s", self.tag, rec.text)
             if reply.samples is None:
                 return
@@ -350,36 +354,6 @@ class _ConversationBase:
         finally:
             rec.done.set()
 
-    async def _send_tool_call(self) -> None:
-        assert self.cfg.tool_call is not None
-        name, parameters = self.cfg.tool_call
-        call_id = f"toolu_{secrets.token_hex(8)}"
-        self._tool_calls[call_id] = name
-        event_id = next(self._ids)
-        if self.variant:
-            message: dict[str, Any] = {
-                "type": "tool_call",
-                "tool_call_event": {
-                    "tool_name": name,
-                    "tool_call_id": call_id,
-                    "parameters": parameters,
-                    "event_id": event_id,
-                },
-            }
-        else:
-            message = {
-                "type": "client_tool_call",
-                "client_tool_call": {
-                    "tool_name": name,
-                    "tool_call_id": call_id,
-                    "parameters": parameters,
-                    "event_id": event_id,
-                    "expects_response": True,
-                },
-            }
-        await self._send_json(message)
-        log.info("conversation %s: tool call %s(%s)", self.tag, name, json.dumps(parameters))
-
     async def _pinger(self) -> None:
         try:
             while True:
@@ -392,7 +366,7 @@ class _ConversationBase:
                         "ping_event": {"event_id": event_id, "ping_ms": self._last_rtt_ms},
                     }
                 )
-        except ConnectionClosed:
+        except SocketClosed:
             pass
 
     async def _max_duration(self) -> None:
@@ -412,7 +386,7 @@ class _ConversationBase:
                     utterance = self._vad.flush()
                     if utterance is not None:
                         await self._on_utterance(utterance)
-        except ConnectionClosed:
+        except SocketClosed:
             pass
 
     async def _dispatch(self, message: str | bytes) -> None:
@@ -422,4 +396,7 @@ class _ConversationBase:
         raise NotImplementedError
 
     async def _on_utterance(self, utterance: _Utterance) -> None:
+        raise NotImplementedError
+
+    async def _silence_trigger(self) -> None:
         raise NotImplementedError

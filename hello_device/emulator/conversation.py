@@ -1,12 +1,20 @@
 """What the client sends, and the turns: audio in (the VAD on the user-audio timeline),
-utterances and their parrot replies, interruptions, tool results."""
+utterances and their parrot replies, interruptions, tool calls and their results, feedback.
+
+Tool calls: ``EmulatorConfig.tool_call`` is called after the first user turn's reply
+whatever the agent declares (the legacy test hook). ``declared_tool_call``, and a text
+``user_message`` of the form ``/tool NAME {json params}``, call a tool only if one of that
+name was declared through the API and attached to the agent (``tool_ids``), as the real
+platform's agent can only call the tools it has."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
+import json
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -108,6 +116,17 @@ class _Conversation(_ConversationBase):
         if name is None:
             log.warning("conversation %s: result for unknown tool call %s", self.tag, call_id)
             name = "?"
+        turn = self._tool_turns.pop(call_id, None)
+        if turn is not None:
+            turn.tool_results.append(
+                {
+                    "request_id": call_id,
+                    "tool_name": name,
+                    "result_value": result,
+                    "is_error": is_error,
+                    "type": "client",
+                }
+            )
         verb = "failed" if is_error else "returned"
         self._queue_reply("text", f"The tool {name} {verb}: {result}", None)
 
@@ -123,7 +142,11 @@ class _Conversation(_ConversationBase):
         if not isinstance(text, str):
             raise _Malformed(f"{msg.get('type')} without a string text")
         self.record.transcript.append(("user", text))
+        self.record.add_turn("user", text)
         log.info("conversation %s: user (text): %s", self.tag, text)
+        if text == "/tool" or text.startswith("/tool "):
+            self._tool_command(text[len("/tool") :].strip())
+            return
         self._queue_reply("text", f"You wrote: {text}", None)
 
     async def _on_feedback(self, msg: dict[str, Any]) -> None:
@@ -133,6 +156,18 @@ class _Conversation(_ConversationBase):
             None,
         ):
             raise _Malformed("feedback needs an integer event_id and a like/dislike/null score")
+        rated = [
+            t for t in self.record.turns if t.role == "agent" and t.event_id == msg["event_id"]
+        ]
+        for turn in rated:
+            turn.feedback = msg.get("score")
+        log.info(
+            "conversation %s: feedback %s on reply %d%s",
+            self.tag,
+            msg.get("score"),
+            msg["event_id"],
+            "" if rated else " (no such agent turn)",
+        )
 
     async def _on_client_interruption(self, msg: dict[str, Any]) -> None:
         now = self._timeline()
@@ -182,6 +217,7 @@ class _Conversation(_ConversationBase):
 
     async def _on_onset(self, t: float) -> None:
         log.debug("conversation %s: speech onset at %.2f s", self.tag, t)
+        self._activity.set()
         if not self.cfg.interruptions:
             return
         playing = [
@@ -226,6 +262,7 @@ class _Conversation(_ConversationBase):
             event.update(is_final=True, confidence=1.0)
         await self._send_json({"type": "user_transcript", "user_transcription_event": event})
         rec.transcript.append(("user", text))
+        rec.add_turn("user", text)
         log.info(
             "conversation %s: user: %s [%.2f-%.2f s]",
             self.tag,
@@ -244,4 +281,98 @@ class _Conversation(_ConversationBase):
             audio = np.frombuffer(bytes(rec.user_audio[2 * first : 2 * last]), dtype="<i2")
             self._queue_reply("parrot", f"You said: {text}", audio.astype(np.int16))
         if self._user_turns == 1 and self.cfg.tool_call is not None:
-            self._outbox.put_nowait(self._send_tool_call)
+            name, parameters = self.cfg.tool_call
+            self._outbox.put_nowait(lambda: self._send_tool_call(name, parameters, True))
+        declared = self.cfg.declared_tool_call
+        if self._user_turns == 1 and declared and self.cfg.declared_tool_after_silence_s <= 0:
+            self._call_declared(declared, self.cfg.declared_tool_parameters)
+
+    # -- tool calls ----------------------------------------------------------------------
+
+    def _call_declared(self, name: str, parameters: dict[str, Any]) -> bool:
+        """Queue a call of the declared, attached tool ``name``; False (logged) if none."""
+        tool = self.emu.declared_tool(name)
+        if tool is None:
+            log.info(
+                "conversation %s: tool %s is not declared on the agent; the agent cannot call it",
+                self.tag,
+                name,
+            )
+            return False
+        expects = bool(tool["tool_config"].get("expects_response", False))
+        params = dict(parameters)
+        self._outbox.put_nowait(lambda: self._send_tool_call(name, params, expects))
+        return True
+
+    def _tool_command(self, command: str) -> None:
+        """``/tool NAME {json params}`` typed by the user: call NAME (if declared)."""
+        name, _, raw = command.partition(" ")
+        try:
+            params = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            params = None
+        if not name or not isinstance(params, dict):
+            self._queue_reply("text", "Usage: /tool NAME {json parameters}", None)
+        elif not self._call_declared(name, params):
+            text = f"I cannot call the tool {name}: it is not declared on the agent."
+            self._queue_reply("text", text, None)
+
+    async def _silence_trigger(self) -> None:
+        """Call the declared tool after ``declared_tool_after_silence_s`` without user
+        speech once every reply was sent (wall clock; once per conversation)."""
+        silence = self.cfg.declared_tool_after_silence_s
+        while True:
+            pending = [r.done.wait() for r in self.record.replies if not r.done.is_set()]
+            if pending:
+                await asyncio.gather(*pending)
+                continue
+            self._activity.clear()
+            try:
+                await asyncio.wait_for(self._activity.wait(), silence)
+            except TimeoutError:
+                if not self._vad.in_speech and all(r.done.is_set() for r in self.record.replies):
+                    break
+        assert self.cfg.declared_tool_call is not None
+        log.info("conversation %s: %.1f s of silence", self.tag, silence)
+        self._call_declared(self.cfg.declared_tool_call, self.cfg.declared_tool_parameters)
+
+    async def _send_tool_call(
+        self, name: str, parameters: dict[str, Any], expects_response: bool
+    ) -> None:
+        call_id = f"toolu_{secrets.token_hex(8)}"
+        self._tool_calls[call_id] = name
+        event_id = next(self._ids)
+        if self.variant:
+            message: dict[str, Any] = {
+                "type": "tool_call",
+                "tool_call_event": {
+                    "tool_name": name,
+                    "tool_call_id": call_id,
+                    "parameters": parameters,
+                    "event_id": event_id,
+                },
+            }
+        else:
+            message = {
+                "type": "client_tool_call",
+                "client_tool_call": {
+                    "tool_name": name,
+                    "tool_call_id": call_id,
+                    "parameters": parameters,
+                    "event_id": event_id,
+                    "expects_response": expects_response,
+                },
+            }
+        await self._send_json(message)
+        turn = self.record.add_turn("agent", "", event_id)
+        turn.tool_calls.append(
+            {
+                "request_id": call_id,
+                "tool_name": name,
+                "params_as_json": json.dumps(parameters),
+                "tool_has_been_called": True,
+                "type": "client",
+            }
+        )
+        self._tool_turns[call_id] = turn
+        log.info("conversation %s: tool call %s(%s)", self.tag, name, json.dumps(parameters))

@@ -1,11 +1,11 @@
-"""Log redaction: websockets' debug log prints request lines and headers."""
+"""Log redaction: the emulator's debug log of requests prints request lines and headers
+(logger ``hello_device.emulator.ws``, at DEBUG; WARNING by default)."""
 
 from __future__ import annotations
 
 import logging
 import re
-
-from websockets.datastructures import Headers
+from collections.abc import Iterable
 
 _SIGNATURE_RE = re.compile(r"(conversation_signature=)[^&\s\"']+")
 _HEADER_RE = re.compile(r"(?i)((?:xi-api-key|authorization)\s*:\s*(?:bearer\s+)?)\S+")
@@ -27,14 +27,14 @@ class _RedactFilter(logging.Filter):
 
 
 _WS_LOG = logging.getLogger("hello_device.emulator.ws")
-_WS_LOG.setLevel(logging.WARNING)  # websockets logs every request at INFO; raise it to see them
+_WS_LOG.setLevel(logging.WARNING)  # every request line and header at DEBUG; lower it to see them
 _WS_REDACT = _RedactFilter()
 _WS_LOG.addFilter(_WS_REDACT)
 
 
-def _mask_headers(headers: Headers) -> dict[str, str]:
+def _mask_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for key, value in headers.raw_items():
+    for key, value in headers:
         lower = key.lower()
         if lower == "xi-api-key":
             out[lower] = "***"
@@ -44,3 +44,14 @@ def _mask_headers(headers: Headers) -> dict[str, str]:
         else:
             out[lower] = value
     return out
+
+
+def _log_request(
+    method: str, target: str, version: str, headers: Iterable[tuple[str, str]]
+) -> None:
+    """The request line and headers at DEBUG, through the redacting filter."""
+    if not _WS_LOG.isEnabledFor(logging.DEBUG):
+        return
+    _WS_LOG.debug("< %s %s HTTP/%s", method, target, version)
+    for key, value in headers:
+        _WS_LOG.debug("< %s: %s", key, value)

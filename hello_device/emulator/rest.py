@@ -1,104 +1,57 @@
-"""The REST subset of the platform the device uses, answered from websockets'
-``process_request`` hook: the agent configuration and the signed-URL endpoints, with
-an API key check, injected failures and delays."""
+"""The REST API, independent of the HTTP server: the routes, the API key check, injected
+failures and delays, and the subset the device boots with (the agent configuration and the
+signed-URL endpoints). The management endpoints are in :mod:`.management` and
+:mod:`.history`."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
-import email.utils
 import hmac
-import http
-import json
 import logging
-import math
+import re
 import secrets
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
-from websockets.asyncio.server import ServerConnection
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
-
+from hello_device.emulator.answers import (
+    _Answer,
+    _Call,
+    _error,
+    _failure_body,
+    _first,
+    _format_retry_after,
+    _host_port,
+    _Invalid,
+    _json,
+    _not_found,
+    _phrase,
+    _unprocessable,
+)
 from hello_device.emulator.config import (
-    _AGENT_RE,
-    _DEFAULT_MAX_DURATION_S,
-    _LINK_B_RE,
-    _SIGNED_A_RE,
     CONVERSATION_PATH,
     SIGNED_URL_PATH,
     EmulatorConfig,
     RestRecord,
     _RestFailure,
 )
-from hello_device.emulator.connection import _first
+from hello_device.emulator.history import _History
+from hello_device.emulator.management import _Management
 from hello_device.emulator.redaction import _mask_headers
+
+__all__ = ["_RestApi", "_host_port"]
 
 log = logging.getLogger(__name__)
 
-
-# ---------------------------------------------------------------------------------------
-# The server
-# ---------------------------------------------------------------------------------------
+_Handler = Callable[..., _Answer]
 
 
-def _json_response(
-    status: int,
-    payload: Any,
-    extra_headers: dict[str, str] | None = None,
-    content_type: str = "application/json",
-    body: bytes | None = None,
-) -> Response:
-    if body is None:
-        body = json.dumps(payload).encode()
-    headers = Headers(
-        [
-            ("Date", email.utils.formatdate(usegmt=True)),
-            ("Connection", "close"),
-            ("Content-Type", content_type),
-            ("Content-Length", str(len(body))),
-        ]
-    )
-    for key, value in (extra_headers or {}).items():
-        headers[key] = value
-    return Response(status, _phrase(status), headers, body)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _failure_body(status: int) -> dict[str, Any]:
-    if status == 429:
-        return {
-            "detail": {
-                "status": "too_many_concurrent_requests",
-                "message": "Too many requests; try again later.",
-            }
-        }
-    if status == 401:
-        return {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}}
-    if status == 404:
-        return {"detail": "Not Found"}
-    return {"detail": _phrase(status)}
-
-
-def _format_retry_after(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
-
-
-def _host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-class _RestApi:
-    """The REST subset the device uses: agent configuration and signed URLs (a part of
-    :class:`~hello_device.emulator.server.Emulator`, which sets these attributes)."""
+class _RestApi(_Management, _History):
+    """The REST API (a part of :class:`~hello_device.emulator.server.Emulator`, which sets
+    these attributes)."""
 
     config: EmulatorConfig
     host: str
@@ -112,12 +65,30 @@ class _RestApi:
     _signatures: dict[str, tuple[str, float]]
     _stopping: asyncio.Event | None
 
-    async def _process_request(
-        self, connection: ServerConnection, request: Request
-    ) -> Response | None:
-        split = urlsplit(request.path)
-        if split.path.rstrip("/") == CONVERSATION_PATH:
-            return None  # the WebSocket handshake goes on
+    def _routes(self) -> list[tuple[re.Pattern[str], dict[str, _Handler]]]:
+        seg = "([^/]+)"
+        table: list[tuple[str, dict[str, _Handler]]] = [
+            (SIGNED_URL_PATH, {"GET": self._get_signed_url_primary}),
+            (f"/v1/convai/agents/{seg}/signed-url", {"GET": self._get_signed_url_a}),
+            (f"/v1/convai/agents/{seg}/link", {"GET": self._get_signed_url_b}),
+            ("/v1/convai/agents", {"GET": self._list_agents}),
+            (
+                f"/v1/convai/agents/{seg}",
+                {"GET": self._get_agent, "PATCH": self._update_agent, "PUT": self._update_agent},
+            ),
+            ("/v1/convai/tools", {"GET": self._list_tools, "POST": self._create_tool}),
+            (
+                f"/v1/convai/tools/{seg}",
+                {"GET": self._get_tool, "PATCH": self._update_tool, "PUT": self._update_tool},
+            ),
+            ("/v1/convai/conversations", {"GET": self._list_conversations}),
+            (f"/v1/convai/conversations/{seg}", {"GET": self._get_conversation}),
+            (f"/v1/convai/conversations/{seg}/feedback", {"POST": self._post_feedback}),
+        ]
+        return [(re.compile(f"^{pattern}$"), methods) for pattern, methods in table]
+
+    async def _serve_rest(self, call: _Call) -> _Answer:
+        """Answer one REST request (after ``rest_delay_s``), record it and log it."""
         if self.rest_delay_s > 0 and self._stopping is not None:
             self.rest_pending += 1
             try:
@@ -126,79 +97,58 @@ class _RestApi:
                 pass
             finally:
                 self.rest_pending -= 1
-        response = self._rest(request, split.path, parse_qs(split.query))
+        answer = self._rest(call)
         self.rest_requests.append(
             RestRecord(
-                "GET",
-                request.path,
-                _mask_headers(request.headers),
-                response.status_code,
+                call.method,
+                call.target,
+                _mask_headers(call.headers.items()),
+                answer.status,
                 time.monotonic(),
+                call.json_or_none(),
             )
         )
-        log.info("REST GET %s -> %d", split.path, response.status_code)
-        return response
+        log.info("REST %s %s -> %d", call.method, call.path, answer.status)
+        return answer
 
-    def _rest(self, request: Request, path: str, query: dict[str, list[str]]) -> Response:
+    def _rest(self, call: _Call) -> _Answer:
         if self._failures:
-            failure = self._failures[0]
-            failure.times -= 1
-            if failure.times <= 0:
-                self._failures.pop(0)
-            extra = {}
-            if failure.retry_after is not None:
-                extra["Retry-After"] = _format_retry_after(failure.retry_after)
-            if failure.body is not None:
-                body = failure.body.encode()
-            elif "html" in failure.content_type:
-                phrase = _phrase(failure.status)
-                body = f"<html><body><h1>{failure.status} {phrase}</h1></body></html>".encode()
-            else:
-                body = json.dumps(_failure_body(failure.status)).encode()
-            return _json_response(failure.status, None, extra, failure.content_type, body)
-
-        if not self._authorised(request.headers):
-            return _json_response(401, _failure_body(401))
-
-        cfg = self.config
-        if path == SIGNED_URL_PATH:
-            if cfg.signed_url_form != "primary":
-                return _json_response(404, _failure_body(404))
-            agent_id = _first(query, "agent_id")
-            if agent_id is None:
-                return _json_response(
-                    422,
-                    {
-                        "detail": [
-                            {
-                                "loc": ["query", "agent_id"],
-                                "msg": "Field required",
-                                "type": "missing",
-                            }
-                        ]
-                    },
-                )
-            return self._signed_url_answer(request, agent_id, "primary")
-        for form, pattern in (("a", _SIGNED_A_RE), ("b", _LINK_B_RE)):
+            return self._injected_failure()
+        if not self._authorised(call.headers):
+            return _json(401, _failure_body(401))
+        path = call.path.rstrip("/") or "/"
+        for pattern, methods in self._routes():
             match = pattern.match(path)
-            if match:
-                if cfg.signed_url_form != form:
-                    return _json_response(404, _failure_body(404))
-                return self._signed_url_answer(request, match.group(1), form)
-        if path == "/v1/convai/agents":  # the list, as a technician's setup searches it
-            search = (_first(query, "search") or "").lower()
-            name = f"hello-device emulator ({cfg.agent_id})"
-            hits = [{"agent_id": cfg.agent_id, "name": name}]
-            agents = [a for a in hits if search in a["name"].lower() or search in a["agent_id"]]
-            return _json_response(200, {"agents": agents, "next_cursor": None, "has_more": False})
-        match = _AGENT_RE.match(path)
-        if match:
-            if match.group(1) != cfg.agent_id:
-                return self._unknown_agent(match.group(1))
-            return _json_response(200, self.agent_document())
-        return _json_response(404, _failure_body(404))
+            if match is None:
+                continue
+            handler = methods.get(call.method)
+            if handler is None:
+                allow = ", ".join(methods)
+                return _json(405, {"detail": "Method Not Allowed"}, {"Allow": allow})
+            try:
+                return handler(call, *match.groups())
+            except _Invalid as exc:
+                return _unprocessable(exc.errors)
+        return _json(404, _failure_body(404))
 
-    def _authorised(self, headers: Headers) -> bool:
+    def _injected_failure(self) -> _Answer:
+        failure = self._failures[0]
+        failure.times -= 1
+        if failure.times <= 0:
+            self._failures.pop(0)
+        extra = {}
+        if failure.retry_after is not None:
+            extra["Retry-After"] = _format_retry_after(failure.retry_after)
+        if failure.body is not None:
+            body = failure.body.encode()
+        elif "html" in failure.content_type:
+            phrase = _phrase(failure.status)
+            body = f"<html><body><h1>{failure.status} {phrase}</h1></body></html>".encode()
+        else:
+            return _Answer(failure.status, _failure_body(failure.status), extra)
+        return _Answer(failure.status, None, extra, failure.content_type, body)
+
+    def _authorised(self, headers: Any) -> bool:
         key = self.config.api_key
         if not key:
             return True
@@ -209,27 +159,36 @@ class _RestApi:
             offered = value.strip() if scheme.lower() == "bearer" else None
         return offered is not None and hmac.compare_digest(offered.encode(), key.encode())
 
-    def _unknown_agent(self, agent_id: str) -> Response:
-        return _json_response(
-            404,
-            {
-                "detail": {
-                    "status": "agent_not_found",
-                    "message": f"Agent with id {agent_id} not found",
-                }
-            },
-        )
+    # -- signed URLs -------------------------------------------------------------------
 
-    def _signed_url_answer(self, request: Request, agent_id: str, form: str) -> Response:
+    def _get_signed_url_primary(self, call: _Call) -> _Answer:
+        if self.config.signed_url_form != "primary":
+            return _json(404, _failure_body(404))
+        agent_id = _first(call.query, "agent_id")
+        if agent_id is None:
+            raise _Invalid([_error(["query", "agent_id"], "Field required", "missing")])
+        return self._signed_url_answer(call, agent_id, "primary")
+
+    def _get_signed_url_a(self, call: _Call, agent_id: str) -> _Answer:
+        if self.config.signed_url_form != "a":
+            return _json(404, _failure_body(404))
+        return self._signed_url_answer(call, agent_id, "a")
+
+    def _get_signed_url_b(self, call: _Call, agent_id: str) -> _Answer:
+        if self.config.signed_url_form != "b":
+            return _json(404, _failure_body(404))
+        return self._signed_url_answer(call, agent_id, "b")
+
+    def _signed_url_answer(self, call: _Call, agent_id: str, form: str) -> _Answer:
         if agent_id != self.config.agent_id:
-            return self._unknown_agent(agent_id)
+            return _not_found("agent", agent_id)
         token = secrets.token_urlsafe(24)
         self.tokens_issued.append(token)
         now = time.monotonic()
         self._signatures = {k: v for k, v in self._signatures.items() if v[1] > now}
         ttl = self.config.signed_url_ttl_s
         self._signatures[token] = (agent_id, now + ttl)
-        host = request.headers.get("Host") or _host_port(self.host, self.port)
+        host = call.host or _host_port(self.host, self.port)
         scheme = "wss" if self.ssl_context else "ws"
         url = (
             f"{scheme}://{host}{CONVERSATION_PATH}?agent_id={quote(agent_id, safe='')}"
@@ -238,76 +197,11 @@ class _RestApi:
         expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=ttl)
         expires_at = expires.isoformat(timespec="seconds").replace("+00:00", "Z")
         if form == "primary":
-            return _json_response(200, {"signed_url": url})
+            return _json(200, {"signed_url": url})
         if form == "a":
-            return _json_response(200, {"signed_url": url, "expires_at": expires_at})
-        return _json_response(200, {"link": {"signed_url": url, "expires_at": expires_at}})
+            return _json(200, {"signed_url": url, "expires_at": expires_at})
+        return _json(200, {"link": {"signed_url": url, "expires_at": expires_at}})
 
     def _consume_signature(self, token: str, agent_id: str) -> bool:
         entry = self._signatures.pop(token, None)
         return entry is not None and entry[0] == agent_id and time.monotonic() < entry[1]
-
-    def agent_document(self) -> dict[str, Any]:
-        """The agent configuration as ``GET /v1/convai/agents/{id}`` returns it."""
-        cfg = self.config
-        now = int(time.time())
-        tools: list[dict[str, Any]] = []
-        if cfg.tool_call is not None:
-            tools.append(
-                {
-                    "type": "client",
-                    "name": cfg.tool_call[0],
-                    "description": "Tool the emulator calls after the first user turn",
-                    "expects_response": True,
-                }
-            )
-        return {
-            "agent_id": cfg.agent_id,
-            "name": f"hello-device emulator ({cfg.agent_id})",
-            "conversation_config": {
-                "asr": {
-                    "quality": "high",
-                    "provider": "elevenlabs",
-                    "user_input_audio_format": cfg.input_format,
-                    "keywords": [],
-                },
-                "turn": {"turn_timeout": cfg.turn_timeout_s, "mode": "turn"},
-                "tts": {
-                    "model_id": "eleven_flash_v2",
-                    "voice_id": "emulator-parrot",
-                    "agent_output_audio_format": cfg.output_format,
-                },
-                "conversation": {
-                    "text_only": False,
-                    "max_duration_seconds": (
-                        math.ceil(cfg.max_duration_s)
-                        if cfg.max_duration_s > 0
-                        else _DEFAULT_MAX_DURATION_S
-                    ),
-                    "client_events": [
-                        "audio",
-                        "interruption",
-                        "agent_response",
-                        "user_transcript",
-                        "agent_response_correction",
-                        "client_tool_call",
-                        "conversation_initiation_metadata",
-                        "ping",
-                    ],
-                },
-                "agent": {
-                    "first_message": cfg.first_message or "",
-                    "language": cfg.language,
-                    "prompt": {
-                        "prompt": "You are a parrot: repeat what the user says.",
-                        "llm": "none",
-                        "tools": tools,
-                    },
-                },
-            },
-            "metadata": {"created_at_unix_secs": now, "updated_at_unix_secs": now},
-            "platform_settings": {
-                "auth": {"enable_auth": cfg.private, "allowlist": [], "shareable_token": None}
-            },
-            "tags": ["emulator"],
-        }

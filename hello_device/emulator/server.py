@@ -6,11 +6,13 @@ import asyncio
 import logging
 import secrets
 import ssl
+import time
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
+from aiohttp import web
 
+from hello_device.emulator.answers import _Answer, _Call
 from hello_device.emulator.config import (
     CONVERSATION_PATH,
     MAX_MESSAGE_BYTES,
@@ -22,10 +24,15 @@ from hello_device.emulator.config import (
 )
 from hello_device.emulator.connection import _first
 from hello_device.emulator.conversation import _Conversation
-from hello_device.emulator.redaction import _WS_LOG, _WS_REDACT
+from hello_device.emulator.redaction import _WS_REDACT, _log_request
 from hello_device.emulator.rest import _host_port, _RestApi
+from hello_device.emulator.wsocket import ServerSocket, SocketClosed
 
 log = logging.getLogger(__name__)
+
+
+_MAX_BODY = 1024 * 1024
+_CLOSE_TIMEOUT_S = 5.0
 
 
 class Emulator(_RestApi):
@@ -54,9 +61,16 @@ class Emulator(_RestApi):
         """Every signed-URL token handed out (tests check none leaks into a log)."""
         self.faults_injected: list[tuple[str, Fault, float]] = []
         """(conversation id, fault, ``time.monotonic()``) of each fault carried out."""
+        self.tools: dict[str, dict[str, Any]] = {}
+        """Declared tools: id -> the ``ToolResponse`` (``id``, ``tool_config``, …)."""
+        self.feedback_posts: list[tuple[str, str]] = []
+        """(conversation id, ``like`` | ``dislike``) of each ``POST …/feedback``."""
+        self._agent_patches: dict[str, dict[str, Any]] = {}
+        self._created_unix = int(time.time())
         self._signatures: dict[str, tuple[str, float]] = {}  # token -> (agent_id, expiry)
         self._active: set[_Conversation] = set()
-        self._server: Server | None = None
+        self._sockets: set[ServerSocket] = set()
+        self._runner: web.AppRunner | None = None
         self._changed: asyncio.Condition | None = None
         self._stopping: asyncio.Event | None = None
 
@@ -67,32 +81,44 @@ class Emulator(_RestApi):
             _WS_REDACT.secrets.add(self.config.api_key)
         self._changed = asyncio.Condition()
         self._stopping = asyncio.Event()
-        self._server = await serve(
-            self._handle_ws,
-            self.host,
-            self.port,
-            process_request=self._process_request,
-            ssl=self.ssl_context,
-            max_size=MAX_MESSAGE_BYTES,
-            compression=None,
-            open_timeout=60,
-            logger=_WS_LOG,
-        )
-        self.port = int(next(iter(self._server.sockets)).getsockname()[1])
+        app = web.Application(client_max_size=_MAX_BODY)
+        app.router.add_route("*", "/{tail:.*}", self._handle_http)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        for address in runner.addresses:
+            self.port = int(address[1])
+            break
         log.info("emulator listening on %s (agent %s)", self.http_url, self.config.agent_id)
 
     async def stop(self) -> None:
         """Close every connection (1001 for open conversations) and stop listening."""
-        if self._server is None:
+        if self._runner is None:
             return
         assert self._stopping is not None
         self._stopping.set()
-        server, self._server = self._server, None
-        server.close()
+        runner, self._runner = self._runner, None
+        sockets = list(self._sockets)
         try:
-            await asyncio.wait_for(server.wait_closed(), 15)
+            await asyncio.wait_for(
+                asyncio.gather(*(s.close(1001, "") for s in sockets), return_exceptions=True),
+                _CLOSE_TIMEOUT_S,
+            )
         except TimeoutError:
             log.warning("emulator: connections did not close in time")
+        for sock in sockets:
+            if not sock.transport.is_closing():
+                sock.transport.abort()
+        try:
+            await asyncio.wait_for(runner.cleanup(), 15)
+        except TimeoutError:
+            log.warning("emulator: the server did not stop in time")
         if self.config.api_key:
             _WS_REDACT.secrets.discard(self.config.api_key)
 
@@ -158,9 +184,53 @@ class Emulator(_RestApi):
         """Answer the next ``times`` REST requests with this failure (queued in order)."""
         self._failures.append(_RestFailure(status, times, retry_after, body, content_type))
 
-    async def _handle_ws(self, ws: ServerConnection) -> None:
-        path = ws.request.path if ws.request is not None else ""
-        query = parse_qs(urlsplit(path).query)
+    async def _handle_http(self, request: web.Request) -> web.StreamResponse:
+        version = f"{request.version.major}.{request.version.minor}"
+        _log_request(request.method, request.raw_path, version, request.headers.items())
+        if request.path.rstrip("/") == CONVERSATION_PATH and request.method == "GET":
+            ws = web.WebSocketResponse(
+                timeout=_CLOSE_TIMEOUT_S,
+                autoclose=False,
+                heartbeat=20.0,
+                compress=False,
+                max_msg_size=MAX_MESSAGE_BYTES,
+            )
+            if ws.can_prepare(request):
+                return await self._handle_upgrade(ws, request)
+            answer = _Answer(426, {"detail": "Upgrade Required"}, {"Upgrade": "websocket"})
+            return self._response(answer)
+        call = _Call(
+            request.method,
+            request.path,
+            request.raw_path,
+            parse_qs(request.query_string),
+            request.headers,
+            await request.read() if request.can_read_body else b"",
+            request.headers.get("Host"),
+        )
+        return self._response(await self._serve_rest(call))
+
+    @staticmethod
+    def _response(answer: _Answer) -> web.Response:
+        headers = {"Content-Type": answer.content_type, **answer.headers}
+        response = web.Response(status=answer.status, body=answer.encoded(), headers=headers)
+        response.force_close()  # one request per connection, like the platform's edge
+        return response
+
+    async def _handle_upgrade(
+        self, ws: web.WebSocketResponse, request: web.Request
+    ) -> web.WebSocketResponse:
+        await ws.prepare(request)
+        sock = ServerSocket(ws, request)
+        self._sockets.add(sock)
+        try:
+            await self._handle_ws(sock)
+        finally:
+            self._sockets.discard(sock)
+        return ws
+
+    async def _handle_ws(self, ws: ServerSocket) -> None:
+        query = parse_qs(urlsplit(ws.path).query)
         record = ConversationRecord(
             conversation_id=f"conv_{secrets.token_hex(12)}",
             agent_id=_first(query, "agent_id") or "",
@@ -183,7 +253,7 @@ class Emulator(_RestApi):
         self._active.add(conv)
         try:
             await conv.run(query)
-        except ConnectionClosed:
+        except SocketClosed:
             pass
         except Exception:
             log.exception("conversation %s: emulator error, closing 1011", record.conversation_id)
@@ -193,6 +263,7 @@ class Emulator(_RestApi):
             self._active.discard(conv)
             record.close_code = ws.close_code
             record.close_reason = ws.close_reason or ""
+            record.ended_at = time.time()
             record.finished.set()
             log.info(
                 "conversation %s closed (%s %r), %d chunks, %.1f s of user audio",

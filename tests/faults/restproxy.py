@@ -1,7 +1,7 @@
 """A scriptable HTTP server in front of the emulator's REST API, for transport faults.
 
-The emulator answers REST through websockets' ``process_request`` hook, which can only
-return whole, well-formed responses. The faults a field network produces are below that:
+The emulator's REST API (an aiohttp application) only returns whole, well-formed
+responses. The faults a field network produces are below that:
 a body cut short, a body that trickles in, a reset, a redirect to another host, an answer
 of several megabytes. :class:`RestFaultProxy` is a real TCP server on loopback that, for
 each request, either carries out the next queued fault or forwards the request to the
