@@ -250,3 +250,65 @@ async def aget(
     if hdrs.get("Content-Type", "").startswith("application/json"):
         return status, hdrs, json.loads(body)
     return status, hdrs, body.decode()
+
+
+def http_call(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+    timeout: float = WAIT,
+) -> tuple[int, dict[str, str], bytes]:
+    """One request with a JSON body (or ``raw`` bytes); (status, headers, body)."""
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, data=data, headers=all_headers, method=method)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+async def acall(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """:func:`http_call` off the event loop; a JSON answer decoded."""
+    status, hdrs, data = await asyncio.to_thread(http_call, method, url, body, headers, raw)
+    if hdrs.get("Content-Type", "").startswith("application/json"):
+        return status, hdrs, json.loads(data)
+    return status, hdrs, data.decode()
+
+
+TOOL = {
+    "tool_config": {
+        "type": "client",
+        "name": "open_door",
+        "description": "Opens the lobby door",
+        "parameters": {
+            "type": "object",
+            "properties": {"door": {"type": "string", "description": "which door"}},
+            "required": ["door"],
+        },
+        "expects_response": True,
+    }
+}
+
+
+async def declare_tool(emu: Emulator, tool: dict[str, Any] = TOOL, attach: bool = True) -> str:
+    """Declare a tool through the API (and attach it to the agent); its id."""
+    status, _, body = await acall("POST", f"{emu.http_url}/v1/convai/tools", tool)
+    assert status == 200, body
+    tool_id: str = body["id"]
+    if attach:
+        patch = {"conversation_config": {"agent": {"prompt": {"tool_ids": [tool_id]}}}}
+        url = f"{emu.http_url}/v1/convai/agents/{emu.config.agent_id}"
+        status, _, body = await acall("PATCH", url, patch)
+        assert status == 200, body
+    return tool_id
