@@ -107,7 +107,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         if not api_key:
             raise ValueError(f"environment variable {args.api_key_env} is not set")
     tool_call = _parse_tool_call(args.tool_call) if args.tool_call else None
-    declared, declared_params = None, {}
+    declared: str | None = None
+    declared_params: dict[str, Any] = {}
     if args.declared_tool_call:
         declared, declared_params = _parse_tool_call(
             args.declared_tool_call, "--declared-tool-call"

@@ -139,7 +139,7 @@ def test_agent_update_merges_and_attaches_tools() -> None:
             _, _, body = await aget(f"{emu.http_url}/v1/convai/agents?search=front")
             assert [a["agent_id"] for a in body["agents"]] == ["demo-agent"]
             # PUT does the same; detaching
-            empty = {"conversation_config": {"agent": {"prompt": {"tool_ids": []}}}}
+            empty: dict[str, Any] = {"conversation_config": {"agent": {"prompt": {"tool_ids": []}}}}
             status, _, doc = await acall("PUT", url, empty)
             assert status == 200
             assert [t["name"] for t in doc["conversation_config"]["agent"]["prompt"]["tools"]] == [
