@@ -3,9 +3,10 @@ and make the platform match (idempotently: a second sync changes nothing).
 
 A device tool is *declared* when a client tool of its name exists on the platform with
 its description and parameter schema, and *attached* when that tool's id is among the
-agent's ``tool_ids``. The platform may fill in fields of its own (``dynamic_variable:
-""``, ``response_timeout_secs``): a field the device does not set counts as the same
-when the platform's value is empty, so a sync does not rewrite a tool forever.
+agent's ``tool_ids``. The platform fills in fields of its own: settings beside the
+schema (``response_timeout_secs``) are its business and not compared; inside the
+schema, a field the device does not set counts as the same when the platform's value is
+empty (``dynamic_variable: ""``). So a sync does not rewrite a tool forever.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def survey(
     for spec in specs:
         wanted = spec.platform_config()
         named = [t for t in tools if t.name == spec.name]
-        named.sort(key=lambda t: (t.tool_id not in attached, not same_config(wanted, t.config)))
+        named.sort(key=lambda t: (t.tool_id not in attached, not same_tool(wanted, t.config)))
         tool = named[0] if named else None
         if len(named) > 1:
             log.info(
@@ -64,11 +65,17 @@ def survey(
             ToolStatus(
                 spec,
                 tool,
-                tool is not None and same_config(wanted, tool.config),
+                tool is not None and same_tool(wanted, tool.config),
                 tool is not None and tool.tool_id in attached,
             )
         )
     return found
+
+
+def same_tool(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    """True when the platform's tool ``theirs`` has our name, type, description,
+    ``expects_response`` and schema (its other settings are not compared)."""
+    return same_config(ours, {key: theirs[key] for key in ours if key in theirs})
 
 
 def same_config(ours: Any, theirs: Any) -> bool:

@@ -14,7 +14,7 @@ import pytest
 from hello_device.conversation.tool_specs import DEVICE_TOOLS, ToolSpec, spec_of
 from hello_device.errors import AuthError, NotFoundError, PlatformError, PlatformUnavailable
 from hello_device.platform.management import ManagementApi, PlatformTool
-from hello_device.platform.tool_sync import same_config, survey, sync_tools
+from hello_device.platform.tool_sync import same_config, same_tool, survey, sync_tools
 from hello_device.testing.transport import ScriptedTransport, json_response
 from tests.platform.support import AGENT, BASE, KEY, FakeSleep, client, fails, run
 
@@ -181,9 +181,12 @@ def test_flat_tool_listings_are_understood_and_answered_in_kind() -> None:
 def test_same_config_tolerates_the_platforms_empty_extras_only() -> None:
     ours = VOLUME.platform_config()
     theirs = json.loads(json.dumps(ours))
-    theirs["response_timeout_secs"] = None
+    theirs["response_timeout_secs"] = 20  # the platform's own setting: not compared
     theirs["parameters"]["properties"]["level"]["dynamic_variable"] = ""
     theirs["parameters"]["required"] = ["level"]
+    assert same_tool(ours, theirs)
+    assert not same_config(ours, theirs)  # inside the schema an extra must be empty
+    del theirs["response_timeout_secs"]
     assert same_config(ours, theirs)
     theirs["parameters"]["properties"]["extra"] = {"type": "string", "description": "x"}
     assert not same_config(ours, theirs)
