@@ -70,6 +70,16 @@ DEVICE_TOOLS: tuple[ToolSpec, ...] = (
         ),
     ),
     ToolSpec(
+        "show_on_screen",
+        "Show a short text on the device's screen (its kiosk page), such as directions, "
+        "a room number or a phone number, while you say it. Fails when no screen is "
+        "connected to the device.",
+        _schema(
+            ("text",),
+            text={"type": "string", "description": "The text to show, at most 500 characters."},
+        ),
+    ),
+    ToolSpec(
         "end_conversation",
         "End the conversation on the device after your current reply has been played, "
         "when the user says goodbye or asks you to stop.",

@@ -1,6 +1,6 @@
-"""The device tools that need the daemon: ``get_device_status`` and ``end_conversation``
-(their schemas, as the agent sees them, are in
-:mod:`hello_device.conversation.tool_specs`)."""
+"""The device tools that need the daemon: ``get_device_status``, ``show_on_screen`` (a
+``display`` event for the local API's screen apps) and ``end_conversation`` (their
+schemas, as the agent sees them, are in :mod:`hello_device.conversation.tool_specs`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 END_AFTER_REPLY_MAX_S = 20.0
 """``end_conversation`` waits at most this long for the agent's reply to finish."""
+SCREEN_TEXT_MAX = 500
+"""``show_on_screen`` shows at most this many characters."""
 QUIET_S = 0.6
 """The reply counts as finished once nothing played for this long."""
 
@@ -25,6 +27,7 @@ class AgentToolsMixin(FeedbackMixin):
 
     def _add_daemon_tools(self) -> None:
         self.tools.register("get_device_status", self._tool_device_status)
+        self.tools.register("show_on_screen", self._tool_show_on_screen)
         self.tools.register("end_conversation", self._tool_end_conversation)
 
     def _tool_device_status(self) -> dict[str, Any]:
@@ -37,6 +40,15 @@ class AgentToolsMixin(FeedbackMixin):
             "last_error": self.state.error,
             "conversation_id": session.conversation_id if session is not None else None,
         }
+
+    def _tool_show_on_screen(self, text: str) -> str:
+        shown = str(text).strip()[:SCREEN_TEXT_MAX]
+        if not shown:
+            raise ValueError("text is empty")
+        if self.events.clients == 0:
+            raise RuntimeError("no screen is connected to this device")
+        self.events.publish("display", text=shown)
+        return "shown on the screen"
 
     def _tool_end_conversation(self, reason: str = "") -> str:
         session = self.session

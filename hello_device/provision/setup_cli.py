@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from hello_device.cli.common import EXIT_OK, SubParsers, add_config_arg
-from hello_device.provision.wizard import TRIGGERS, Answers, Prompts, collect, read_current, write
+from hello_device.provision.wizard import (
+    LISTED_AGENTS,
+    TRIGGERS,
+    Answers,
+    Prompts,
+    collect,
+    read_current,
+    write,
+)
 
 DEVICE_LIST_TIMEOUT_S = 10.0
 
@@ -108,10 +116,6 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return code
 
 
-SEARCH_LIMIT = 30
-"""The setup lists at most this many agents per search (a narrower word finds the rest)."""
-
-
 def _search_agents(
     base_url: str | None, config_path: Path, word: str, key: str | None
 ) -> list[tuple[str, str]]:
@@ -131,7 +135,7 @@ def _search_agents(
     if base_url:
         fields["api_base_url"] = base_url
     api = ManagementApi(PlatformClient(PlatformSettings(**fields), max_attempts=2))
-    found = asyncio.run(api.agents(word, limit=SEARCH_LIMIT))
+    found = asyncio.run(api.agents(word, limit=LISTED_AGENTS))
     return [(agent.agent_id, agent.name) for agent in found]
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hello_device.core.text import one_line
 from hello_device.errors import ConfigError
 from hello_device.provision.files import (
     SERVICE_USER,
@@ -92,7 +93,7 @@ def collect(
         have = "Enter keeps the current one" if _has_key(current) else "Enter for none"
         a.api_key = prompts.ask_secret(f"API key (hidden; {have}): ").strip() or None
     while a.agent_id is None:
-        hint = ", or ?word to search the platform" if search is not None else ""
+        hint = ", ?word to search the platform, ? to list" if search is not None else ""
         answer = _ask(prompts, f"Agent id{hint}", platform.get("agent_id", ""))
         if search is not None and answer.startswith("?"):
             a.agent_id = _pick_agent(prompts, search, answer[1:].strip(), a.api_key)
@@ -196,6 +197,10 @@ def write(
     return settings, done
 
 
+LISTED_AGENTS = 30
+"""A search shows at most this many agents."""
+
+
 def _pick_agent(prompts: Prompts, search: Search, word: str, key: str | None) -> str | None:
     """The agents whose name holds ``word``, numbered; the one picked (None: ask again)."""
     try:
@@ -207,7 +212,9 @@ def _pick_agent(prompts: Prompts, search: Search, word: str, key: str | None) ->
         prompts.say(f"  no agent's name contains {word!r}")
         return None
     for i, (agent_id, name) in enumerate(found, 1):
-        prompts.say(f"  {i}. {name} ({agent_id})")
+        prompts.say(f"  {i}. {one_line(name, 60)} ({one_line(agent_id, 64)})")
+    if len(found) >= LISTED_AGENTS:
+        prompts.say(f"  (the first {LISTED_AGENTS}: type ?word to narrow the list)")
     choice = prompts.ask("Pick a number (Enter to search again): ").strip()
     if choice.isdigit() and 1 <= int(choice) <= len(found):
         return found[int(choice) - 1][0]

@@ -4,7 +4,8 @@ MockFactory (no real pins here). Virtual time.
 
 - A tool the device declared with ``tools sync`` is called by the emulator's agent after
   the user's first turn and does its job; without the sync the agent cannot call it.
-- ``get_device_status`` and ``end_conversation`` through the emulator's ``/tool`` text.
+- ``get_device_status``, ``show_on_screen`` and ``end_conversation`` through the
+  emulator's ``/tool`` text.
 - A rating during the conversation goes out as the protocol's ``feedback`` for the last
   answer (once), after the conversation through the REST feedback endpoint (once); the
   LED acknowledges.
@@ -101,6 +102,9 @@ def test_device_status_and_the_agent_ending_the_conversation(tmp_path: Path) -> 
             await next_event(ws, "conversation_started")
             await command(ws, 2, "user_message", text="/tool get_device_status {}")
             results["status"] = (await next_event(ws, "agent_response"))["text"]
+            text = '/tool show_on_screen {"text": "Room 3: first floor, left"}'
+            await command(ws, 4, "user_message", text=text)
+            results["display"] = await next_event(ws, "display")
             text = '/tool end_conversation {"reason": "the user said goodbye"}'
             await command(ws, 3, "user_message", text=text)
             results["ended"] = await next_event(ws, "conversation_ended", 30)
@@ -113,12 +117,14 @@ def test_device_status_and_the_agent_ending_the_conversation(tmp_path: Path) -> 
     fields = json.loads(status.split("returned: ", 1)[1])
     assert fields["state"] in ("listening", "thinking") and fields["muted"] is False
     assert fields["conversation_id"] == run.emulator.conversations[0].conversation_id
+    assert results["display"] == {"type": "display", "text": "Room 3: first floor, left"}
     ended = results["ended"]
     assert isinstance(ended, dict) and ended["reason"] == "ended by the agent"
-    # end_conversation does not expect a response (its spec), so only the status has one
+    # end_conversation does not expect a response (its spec): two results, not three
     tool_results = results["tool_results"]
-    assert isinstance(tool_results, list) and len(tool_results) == 1
-    assert tool_results[0]["is_error"] is False
+    assert isinstance(tool_results, list) and len(tool_results) == 2
+    assert [r["is_error"] for r in tool_results] == [False, False]
+    assert tool_results[1]["result"] == "shown on the screen"
 
 
 def test_ratings_during_and_after_a_conversation_from_the_api_and_the_button(

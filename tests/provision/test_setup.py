@@ -183,10 +183,10 @@ def test_interactive_on_a_real_terminal(emulator: EmulatorThread, tmp_path: Path
     )  # fmt: skip
     term.expect("API key (hidden; Enter for none): ")
     term.send(KEY)
-    term.expect("Agent id, or ?word to search the platform [agent_old]: ")
+    term.expect("Agent id, ?word to search the platform, ? to list [agent_old]: ")
     term.send("?nothing-like-it")
     term.expect("no agent's name contains 'nothing-like-it'")
-    term.send("?Emulator")
+    term.send("?")  # every agent the key sees
     term.expect("1. hello-device emulator (demo-agent)")
     term.expect("Pick a number (Enter to search again): ")
     term.send("1")
