@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import logging
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TextIO
@@ -35,6 +36,8 @@ from hello_device.core.text import one_line
 from hello_device.errors import ConfigError, PlatformError
 from hello_device.platform.management import ManagementApi
 from hello_device.timefmt import format_time
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: SubParsers, *, client_factory: ClientFactory = default_client) -> None:
@@ -143,15 +146,13 @@ def cmd_agents(
         for agent in agents:
             private = agent.private
             if private is None:  # the listing does not say: the agent's configuration does
-                private = await api.agent_private(agent.agent_id)
+                try:
+                    private = await api.agent_private(agent.agent_id)
+                except PlatformError as exc:
+                    log.debug("agent %s: %s", agent.agent_id, exc)
+            access = "?" if private is None else "private" if private else "public"
             marker = " (this device)" if agent.agent_id == api.agent_id else ""
-            rows.append(
-                [
-                    _cell(agent.agent_id),
-                    "private" if private else "public",
-                    _cell(agent.name) + marker,
-                ]
-            )
+            rows.append([_cell(agent.agent_id), access, _cell(agent.name) + marker])
         _table(rows, out)
         return EXIT_OK
 
@@ -247,9 +248,9 @@ def cmd_tools(
         return EXIT_OK
 
     async def syncing(api: ManagementApi, out: TextIO) -> int:
-        report = await sync_tools(api, DEVICE_TOOLS, dry_run=args.dry_run)
-        for line in report.changes:
-            print(line, file=out)
+        report = await sync_tools(
+            api, DEVICE_TOOLS, dry_run=args.dry_run, on_change=lambda line: print(line, file=out)
+        )
         if not report.changes:
             print(
                 f"nothing to change: {len(report.statuses)} tools declared and attached", file=out

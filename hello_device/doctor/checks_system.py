@@ -35,14 +35,20 @@ def check_gpio(ctx: Context) -> CheckResult:
     name = "GPIO"
     assert ctx.settings is not None
     g = ctx.settings.gpio
-    if g.button_pin is None and g.mute_pin is None and g.led_type == "none":
+    buttons_set = (g.button_pin, g.mute_pin, g.like_pin, g.dislike_pin)
+    if all(pin is None for pin in buttons_set) and g.led_type == "none":
         return skipped(name, "no pins configured (gpio.button_pin, gpio.mute_pin, gpio.led_type)")
     from hello_device.gpio.facade import Gpio
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gpiozero's PinFactoryFallback chatter
         try:
-            gpio = Gpio(g, call_soon=_discard, pin_factory=ctx.probes.pin_factory)
+            gpio = Gpio(
+                g,
+                call_soon=_discard,
+                on_feedback=lambda score: None,
+                pin_factory=ctx.probes.pin_factory,
+            )
         except GpioError as exc:
             detail, hint = split_fix(str(exc))
             return failed(name, detail, with_stop_hint(ctx, hint or "check the [gpio] settings"))
@@ -64,6 +70,10 @@ def check_gpio(ctx: Context) -> CheckResult:
         pins.append(f"button GPIO{g.button_pin}")
     if g.mute_pin is not None:
         pins.append(f"mute switch GPIO{g.mute_pin}")
+    if g.like_pin is not None:
+        pins.append(f"like button GPIO{g.like_pin}")
+    if g.dislike_pin is not None:
+        pins.append(f"dislike button GPIO{g.dislike_pin}")
     if g.led_type != "none":
         pins.append(f"{g.led_type} LED GPIO{'/'.join(map(str, g.led_pins))}")
     detail = f"{factory_name}: {', '.join(pins)} claimed and released"

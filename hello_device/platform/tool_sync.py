@@ -12,7 +12,7 @@ empty (``dynamic_variable: ""``). So a sync does not rewrite a tool forever.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,32 +119,42 @@ class SyncReport:
 
 
 async def sync_tools(
-    api: ManagementApi, specs: Sequence[ToolSpec], *, dry_run: bool = False
+    api: ManagementApi,
+    specs: Sequence[ToolSpec],
+    *,
+    dry_run: bool = False,
+    on_change: Callable[[str], None] = lambda line: None,
 ) -> SyncReport:
     """Declare the missing tools, update the different ones, attach them all to the
-    agent (keeping the agent's other tools)."""
+    agent (keeping the agent's other tools). ``on_change`` hears each change as it is
+    made, so a failure half-way still shows what was done before it."""
     tools = await api.tools()
     attached = await api.agent_tool_ids()
     statuses = survey(specs, tools, attached)
     verb = "would " if dry_run else ""
     changes: list[str] = []
-    ids: list[str] = []
+
+    def change(line: str) -> None:
+        changes.append(line)
+        on_change(line)
+
+    to_attach: list[tuple[str, str]] = []  # (name, tool id; "" when not made, dry)
     for status in statuses:
         name, config = status.spec.name, status.spec.platform_config()
         tool = status.tool
         if tool is None:
             if not dry_run:
                 tool = await api.create_tool(config)
-            changes.append(f"{verb}declare {name}" + (f" ({tool.tool_id})" if tool else ""))
+            change(f"{verb}declare {name}" + (f" ({tool.tool_id})" if tool else ""))
         elif not status.same:
             if not dry_run:
                 tool = await api.update_tool(tool.tool_id, config)
-            changes.append(f"{verb}update {name} ({tool.tool_id})")
-        if tool is not None and tool.tool_id not in attached:
-            ids.append(tool.tool_id)
-            changes.append(f"{verb}attach {name} ({tool.tool_id}) to agent {api.agent_id}")
-        elif tool is None:
-            changes.append(f"{verb}attach {name} to agent {api.agent_id}")
-    if ids and not dry_run:
-        await api.set_agent_tool_ids([*attached, *ids])
+            change(f"{verb}update {name} ({tool.tool_id})")
+        if tool is None or tool.tool_id not in attached:
+            to_attach.append((name, tool.tool_id if tool is not None else ""))
+    if to_attach and not dry_run:
+        await api.set_agent_tool_ids([*attached, *(tool_id for _, tool_id in to_attach)])
+    for name, tool_id in to_attach:
+        shown = f" ({tool_id})" if tool_id else ""
+        change(f"{verb}attach {name}{shown} to agent {api.agent_id}")
     return SyncReport(changes, statuses)
