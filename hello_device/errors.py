@@ -45,6 +45,11 @@ class ProtocolError(HelloDeviceError, ValueError):
 class PlatformError(HelloDeviceError, RuntimeError):
     """The management REST API did not give a usable answer."""
 
+    def __init__(self, message: str = "", *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status that said so (None: no answer, or not an HTTP refusal)."""
+
 
 class AuthError(PlatformError, PermissionError):
     """The platform refused the API key (HTTP 401 or 403)."""

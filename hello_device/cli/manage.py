@@ -34,10 +34,15 @@ from hello_device.cli.common import (
 )
 from hello_device.core.text import one_line
 from hello_device.errors import ConfigError, PlatformError
-from hello_device.platform.management import ManagementApi
+from hello_device.platform.management import AgentSummary, ManagementApi
 from hello_device.timefmt import format_time
 
 log = logging.getLogger(__name__)
+
+ACCESS_LOOKUPS = 100
+"""``agents`` asks at most this many agents' configurations for their access."""
+ACCESS_CONCURRENCY = 4
+"""… this many at a time."""
 
 
 def register(sub: SubParsers, *, client_factory: ClientFactory = default_client) -> None:
@@ -142,21 +147,39 @@ def cmd_agents(
             what = f" whose name contains {args.search!r}" if args.search else ""
             print(f"no agents{what}", file=out)
             return EXIT_OK
+        access = await _access_of(api, agents)
         rows = [["AGENT ID", "ACCESS", "NAME"]]
         for agent in agents:
-            private = agent.private
-            if private is None:  # the listing does not say: the agent's configuration does
+            marker = " (this device)" if agent.agent_id == api.agent_id else ""
+            rows.append([_cell(agent.agent_id), access[agent.agent_id], _cell(agent.name) + marker])
+        _table(rows, out)
+        if len(agents) > ACCESS_LOOKUPS:
+            print(f"(access asked for the first {ACCESS_LOOKUPS}; narrow with --search)", file=out)
+        return EXIT_OK
+
+    return _run(args, work, out, err, client_factory)
+
+
+async def _access_of(api: ManagementApi, agents: list[AgentSummary]) -> dict[str, str]:
+    """``private`` / ``public`` / ``?`` per agent. The real platform's listing does not
+    say: the first :data:`ACCESS_LOOKUPS` agents' configurations are asked, a few at a
+    time."""
+    limit = asyncio.Semaphore(ACCESS_CONCURRENCY)
+    asked = 0
+
+    async def one(agent: AgentSummary) -> tuple[str, str]:
+        nonlocal asked
+        private = agent.private
+        if private is None and asked < ACCESS_LOOKUPS:
+            asked += 1
+            async with limit:
                 try:
                     private = await api.agent_private(agent.agent_id)
                 except PlatformError as exc:
                     log.debug("agent %s: %s", agent.agent_id, exc)
-            access = "?" if private is None else "private" if private else "public"
-            marker = " (this device)" if agent.agent_id == api.agent_id else ""
-            rows.append([_cell(agent.agent_id), access, _cell(agent.name) + marker])
-        _table(rows, out)
-        return EXIT_OK
+        return agent.agent_id, "?" if private is None else "private" if private else "public"
 
-    return _run(args, work, out, err, client_factory)
+    return dict(await asyncio.gather(*(one(agent) for agent in agents)))
 
 
 # --------------------------------------------------------------------------- conversations
@@ -203,7 +226,12 @@ def cmd_conversations(
         print(f"started: {started}, length {length}", file=out)
         likes, dislikes = conv.feedback.get("likes"), conv.feedback.get("dislikes")
         if isinstance(likes, int) and isinstance(dislikes, int) and (likes or dislikes):
-            print(f"rated:   {likes} like, {dislikes} dislike", file=out)
+            print(f"rated:   {likes} like, {dislikes} dislike (answers)", file=out)
+        overall = {1: "like", -1: "dislike", "like": "like", "dislike": "dislike"}.get(
+            conv.feedback.get("overall_score")  # type: ignore[arg-type]
+        )
+        if overall:
+            print(f"rated:   {overall} (the conversation)", file=out)
         print("", file=out)
         if not conv.turns:
             print("(no transcript)", file=out)

@@ -185,6 +185,11 @@ class Session:
         return self._streaming
 
     @property
+    def closing(self) -> bool:
+        """Ending: a close was asked for, or the socket is no longer streaming."""
+        return self._close_request is not None or not self._streaming
+
+    @property
     def ping_rtt_s(self) -> float | None:
         """The last keep-alive round trip to the platform (websockets' measure)."""
         ws = self._ws

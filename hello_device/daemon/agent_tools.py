@@ -20,6 +20,9 @@ SCREEN_TEXT_MAX = 500
 """``show_on_screen`` shows at most this many characters."""
 QUIET_S = 0.6
 """The reply counts as finished once nothing played for this long."""
+REPLY_START_S = 3.0
+"""A call that comes before its reply's audio waits this long for the audio to start (the
+platform's speech synthesis); after that, silence means the goodbye was said already."""
 
 
 class AgentToolsMixin(FeedbackMixin):
@@ -58,15 +61,19 @@ class AgentToolsMixin(FeedbackMixin):
         return "the conversation ends once this reply has been played"
 
     async def _end_after_reply(self, session: Session, reason: str) -> None:
-        """End ``session`` once the agent's audio has stopped for :data:`QUIET_S`
-        (bounded by :data:`END_AFTER_REPLY_MAX_S`)."""
+        """End ``session`` once the agent's reply has played: its audio started (or did
+        not within :data:`REPLY_START_S`) and then stopped for :data:`QUIET_S`; bounded
+        by :data:`END_AFTER_REPLY_MAX_S`."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + END_AFTER_REPLY_MAX_S
-        quiet_since = loop.time()
+        start = loop.time()
+        deadline = start + END_AFTER_REPLY_MAX_S
+        heard = self.player.playing
+        quiet_since = start
         while loop.time() < deadline and self.session is session:
+            now = loop.time()
             if self.player.playing:
-                quiet_since = loop.time()
-            elif loop.time() - quiet_since >= QUIET_S:
+                heard, quiet_since = True, now
+            elif (heard or now - start >= REPLY_START_S) and now - quiet_since >= QUIET_S:
                 break
             await asyncio.sleep(0.1)
         if self.session is session:

@@ -115,6 +115,7 @@ class ConversationsMixin(WakeMixin, SessionListener):
             for pcm, captured_at in self._take_pending():  # said since the trigger
                 session.send_frame(pcm, captured_at)
             self.pipeline.conversation_started()
+            self.conversation_rateable(None)  # a press now is the next visitor's
             self.session = session
             self.sessions = [*self.sessions[-9:], session]
             retry_after = 0.0
@@ -183,7 +184,6 @@ class ConversationsMixin(WakeMixin, SessionListener):
 
     def on_connected(self, conversation_id: str) -> None:
         set_log_context(CONVERSATION_ID=conversation_id)
-        self.conversation_rateable(None)  # the button now rates this one
         self.events.publish("conversation_started", conversation_id=conversation_id)
         now = self.clock()
         self.state.set_offline(False, now)

@@ -22,7 +22,7 @@ from hello_device.errors import PlatformError
 log = logging.getLogger(__name__)
 
 Score = Literal["like", "dislike"]
-FEEDBACK_WINDOW_S = 600.0
+FEEDBACK_WINDOW_S = 120.0
 """A conversation can be rated this long after it ended."""
 POST_ATTEMPTS = 3
 """Attempts of the feedback request after a conversation (with backoff)."""
@@ -32,14 +32,17 @@ class FeedbackMixin(DaemonBase):
     """Ratings from the buttons and the local API."""
 
     _rateable: tuple[str, float] | None = None
-    """(id, end time) of the last conversation that ended, until it is rated or too old."""
+    """(id, end time) of the last conversation that ended, until the next one opens."""
+    _rated_after: str | None = None
+    """The last conversation rated through the REST endpoint (once each)."""
     _background: set[asyncio.Task[None]]
+    _ack_timer: asyncio.TimerHandle | None = None
 
     def give_feedback(self, score: Score) -> str | None:
         """Rate the agent's latest answer, or the conversation that just ended; an error
         message when there is nothing to rate (then nothing is sent)."""
         session = self.session
-        if session is not None and session.conversation_id is not None:
+        if session is not None and session.conversation_id and not session.closing:
             error = session.send_feedback(score)
             if error is not None:
                 return error
@@ -47,11 +50,20 @@ class FeedbackMixin(DaemonBase):
             where = "conversation"
             conversation_id = session.conversation_id
         else:
-            last = self._rateable
-            if last is None or self.clock() - last[1] > FEEDBACK_WINDOW_S:
+            if session is not None and session.conversation_id:  # ending right now
+                target: str | None = session.conversation_id
+            elif self._rateable is not None and self.clock() - self._rateable[1] <= (
+                FEEDBACK_WINDOW_S
+            ):
+                target = self._rateable[0]
+            else:
+                target = None
+            if target is None:
                 return "no conversation to rate"
-            conversation_id, where = last[0], "after"
-            self._rateable = None  # once per conversation
+            if target == self._rated_after:
+                return "this conversation is rated already"
+            conversation_id, where = target, "after"
+            self._rated_after = target
             log.info("feedback: %s for conversation %s", score, conversation_id)
             self._spawn(self._post_feedback(conversation_id, score))
         self.events.publish("feedback", score=score, conversation_id=conversation_id, sent=where)
@@ -59,7 +71,7 @@ class FeedbackMixin(DaemonBase):
         return None
 
     def conversation_rateable(self, conversation_id: str | None) -> None:
-        """Called when a conversation ends (its id) or another is accepted (None)."""
+        """Called when a conversation ends (its id) or the next one opens (None)."""
         self._rateable = None if conversation_id is None else (conversation_id, self.clock())
 
     async def _post_feedback(self, conversation_id: str, score: Score) -> None:
@@ -84,8 +96,10 @@ class FeedbackMixin(DaemonBase):
         except GpioError as exc:
             log.warning("%s", exc)
             return
+        if self._ack_timer is not None:  # a second rating within the first's flash
+            self._ack_timer.cancel()
         if seconds > 0:
-            asyncio.get_running_loop().call_later(seconds, gpio.resync_led)
+            self._ack_timer = asyncio.get_running_loop().call_later(seconds, gpio.resync_led)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the background, kept until it is done."""

@@ -365,11 +365,11 @@ class PlatformClient:
                 "; check platform.api_key, platform.api_key_file or HELLO_DEVICE_API_KEY, "
                 "and platform.auth_header"
             )
-            raise AuthError(message)
+            raise AuthError(message, status=status)
         if status == 404:
             if not_found is not None:
-                raise NotFoundError(self._not_found_message(response, not_found))
-            raise AgentNotFoundError(self._not_found_message(response))
+                raise NotFoundError(self._not_found_message(response, not_found), status=404)
+            raise AgentNotFoundError(self._not_found_message(response), status=404)
         if 300 <= status < 400:
             raise PlatformError(
                 f"the platform at {self.host} answered with a redirect (HTTP {status}) that "
@@ -378,7 +378,7 @@ class PlatformClient:
         message = f"the platform at {self.host} rejected the request (HTTP {status})"
         if detail:
             message += f": {detail}"
-        raise PlatformError(message)
+        raise PlatformError(message, status=status)
 
     def _json_object(self, response: HttpResponse) -> dict[str, Any]:
         status = response.status

@@ -11,7 +11,7 @@ variant, and fields that may be missing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
@@ -116,7 +116,7 @@ class ManagementApi:
         config = await self.client.request_json(
             "GET",
             f"/v1/convai/agents/{quote(agent_id, safe='')}",
-            attempts=1,
+            attempts=3,
             not_found=f"no agent with id {agent_id}",
         )
         return map_agent_config(config).private
@@ -130,9 +130,23 @@ class ManagementApi:
     async def set_agent_tool_ids(self, tool_ids: list[str]) -> None:
         """Attach exactly these tools to the configured agent (``PATCH``, or ``PUT``
         where the platform answers 405 to it)."""
-        body = {"conversation_config": {"agent": {"prompt": {"tool_ids": tool_ids}}}}
+        body: dict[str, Any] = {
+            "conversation_config": {"agent": {"prompt": {"tool_ids": tool_ids}}}
+        }
         path = f"/v1/convai/agents/{quote(self.agent_id, safe='')}"
-        await self._patch_or_put(path, body, f"no agent with id {self.agent_id}")
+        not_found = f"no agent with id {self.agent_id}"
+        try:
+            await self.client.request_json("PATCH", path, body, not_found=not_found)
+            return
+        except PlatformError as exc:
+            if exc.status != 405:
+                raise
+        # PUT replaces the agent: send its whole document with the new tool ids.
+        log.debug("%s: PATCH refused (405); putting the whole agent", path)
+        document = await self.client.fetch_agent_config(attempts=3)
+        prompt = document.setdefault("conversation_config", {}).setdefault("agent", {})
+        prompt.setdefault("prompt", {})["tool_ids"] = tool_ids
+        await self.client.request_json("PUT", path, document, not_found=not_found)
 
     # ------------------------------------------------------------------ tools
 
@@ -147,7 +161,16 @@ class ManagementApi:
 
     async def create_tool(self, config: Mapping[str, Any]) -> PlatformTool:
         """Declare a tool; the platform's record of it (with its new id)."""
-        answer = await self.client.request_json("POST", "/v1/convai/tools", self._body(config))
+        try:
+            answer = await self.client.request_json("POST", "/v1/convai/tools", self._body(config))
+        except PlatformError as exc:
+            # A 422 created nothing. One that names no field inside the wrapper comes from a
+            # server of the flat variant: it refuses the wrapper itself.
+            if exc.status != 422 or self._flat_tools or "tool_config." in str(exc):
+                raise
+            log.debug("the platform refused the tool_config wrapper; declaring the tool flat")
+            self._flat_tools = True
+            answer = await self.client.request_json("POST", "/v1/convai/tools", self._body(config))
         return self._created(answer, config)
 
     async def update_tool(self, tool_id: str, config: Mapping[str, Any]) -> PlatformTool:
@@ -257,18 +280,20 @@ class ManagementApi:
         try:
             return await self.client.request_json("PATCH", path, body, not_found=not_found)
         except PlatformError as exc:
-            if "(HTTP 405)" not in str(exc):
+            if exc.status != 405:
                 raise
             log.debug("%s: PATCH refused (405); trying PUT", path)
             return await self.client.request_json("PUT", path, body, not_found=not_found)
 
     async def _pages(
         self, path: str, params: dict[str, str], keys: tuple[str, str], limit: int
-    ) -> Any:
-        """The items of every page (at most ``limit``), in either pagination style."""
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The items of every page (at most ``limit``), in either pagination style; a
+        platform that repeats a cursor or a page is stopped there."""
         size = max(1, min(PAGE_SIZE, limit))
         query: dict[str, Any] = {**params, "page_size": size}
         seen: set[str] = set()
+        last_page = 0
         count = 0
         for _ in range(self.max_pages):
             data = await self.client.request_json("GET", f"{path}?{urlencode(query)}", attempts=3)
@@ -278,15 +303,21 @@ class ManagementApi:
                     f"the platform's answer to {path} has no {keys[0]!r} list; "
                     "is api_base_url right?"
                 )
+            pagination = data.get("pagination")
+            page = 0
+            if isinstance(pagination, dict):  # the page-numbered variant
+                page = _int(pagination.get("page")) or int(query.get("page", 1))
+                if page <= last_page:
+                    log.warning("%s: the platform answered page %d again; stopping", path, page)
+                    return
+                last_page = page
             for item in items:
                 if isinstance(item, dict):
                     yield item
                     count += 1
                     if count >= limit:
                         return
-            pagination = data.get("pagination")
-            if isinstance(pagination, dict):  # the page-numbered variant
-                page = _int(pagination.get("page")) or int(query.get("page", 1))
+            if isinstance(pagination, dict):
                 total = _int(pagination.get("total_pages"))
                 more = pagination.get("has_more")
                 if not items or not (more is True or (total is not None and page < total)):

@@ -1,6 +1,11 @@
 """``hello-device tools``: compare the device's tools with what the platform declares,
 and make the platform match (idempotently: a second sync changes nothing).
 
+Tools belong to the account and may be shared by several agents: a sync updates a tool
+in place only when it is attached to this agent; a different tool of the same name that
+is not (another agent's, an older software version's) is left alone and a new one is
+declared. Tools of another type (a webhook of the same name) are never touched.
+
 A device tool is *declared* when a client tool of its name exists on the platform with
 its description and parameter schema, and *attached* when that tool's id is among the
 agent's ``tool_ids``. The platform fills in fields of its own: settings beside the
@@ -51,7 +56,7 @@ def survey(
     found = []
     for spec in specs:
         wanted = spec.platform_config()
-        named = [t for t in tools if t.name == spec.name]
+        named = [t for t in tools if t.name == spec.name and _is_client(t)]
         named.sort(key=lambda t: (t.tool_id not in attached, not same_tool(wanted, t.config)))
         tool = named[0] if named else None
         if len(named) > 1:
@@ -74,8 +79,22 @@ def survey(
 
 def same_tool(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
     """True when the platform's tool ``theirs`` has our name, type, description,
-    ``expects_response`` and schema (its other settings are not compared)."""
-    return same_config(ours, {key: theirs[key] for key in ours if key in theirs})
+    ``expects_response`` and schema (its other settings are not compared; a schema it
+    stores as null or leaves out equals one without parameters)."""
+    compared = {key: theirs[key] for key in ours if key in theirs}
+    if compared.get("parameters") is None and not _dig_properties(ours):
+        compared["parameters"] = ours.get("parameters")
+    return same_config(ours, compared)
+
+
+def _dig_properties(config: Mapping[str, Any]) -> Any:
+    parameters = config.get("parameters")
+    return parameters.get("properties") if isinstance(parameters, Mapping) else None
+
+
+def _is_client(tool: PlatformTool) -> bool:
+    kind = tool.config.get("type")
+    return kind is None or kind == "client"
 
 
 def same_config(ours: Any, theirs: Any) -> bool:
@@ -146,10 +165,16 @@ async def sync_tools(
             if not dry_run:
                 tool = await api.create_tool(config)
             change(f"{verb}declare {name}" + (f" ({tool.tool_id})" if tool else ""))
-        elif not status.same:
+        elif not status.same and status.attached:
             if not dry_run:
                 tool = await api.update_tool(tool.tool_id, config)
             change(f"{verb}update {name} ({tool.tool_id})")
+        elif not status.same:  # another agent's: leave it, declare ours
+            theirs = tool.tool_id
+            made = None if dry_run else await api.create_tool(config)
+            shown = f" ({made.tool_id})" if made is not None else ""
+            change(f"{verb}declare {name}{shown}: {theirs} of that name is another agent's")
+            tool = made
         if tool is None or tool.tool_id not in attached:
             to_attach.append((name, tool.tool_id if tool is not None else ""))
     if to_attach and not dry_run:

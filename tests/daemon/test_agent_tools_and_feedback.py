@@ -170,7 +170,7 @@ def test_ratings_during_and_after_a_conversation_from_the_api_and_the_button(
             await until(lambda: bool(emu.feedback_posts))
             seen["posts"] = list(emu.feedback_posts)
             late = await command(ws, 5, "feedback", score="dislike")
-            assert late["error"] == "no conversation to rate"
+            assert late["error"] == "this conversation is rated already"
 
     run = run_api(
         tmp_path,
@@ -191,3 +191,30 @@ def test_ratings_during_and_after_a_conversation_from_the_api_and_the_button(
     assert seen["ack"] is ACK_FLASHES["led"]["like"][0]
     conv_id = run.emulator.conversations[0].conversation_id
     assert seen["posts"] == [(conv_id, "like")]
+
+
+def test_a_press_while_the_next_conversation_opens_does_not_rate_the_last_one(
+    tmp_path: Path,
+) -> None:
+    config = EmulatorConfig(metadata_delay_s=2.0)
+    answers: list[object] = []
+
+    async def scenario(daemon: Daemon, emu: Emulator, api: Api) -> None:
+        async with api.events() as ws:
+            await next_event(ws, "snapshot")
+            assert (await command(ws, 1, "start_conversation"))["ok"]
+            await next_event(ws, "conversation_started")
+            assert (await command(ws, 2, "end_conversation"))["ok"]
+            await next_event(ws, "conversation_ended")
+            assert (await command(ws, 3, "start_conversation"))["ok"]
+            await next_event(ws, "state")  # connecting: the next visitor's conversation
+            assert daemon.session is not None and daemon.session.conversation_id is None
+            answers.append(await command(ws, 4, "feedback", score="dislike"))
+            await next_event(ws, "conversation_started")
+            answers.append(list(emu.feedback_posts))
+
+    run = run_api(tmp_path, silence_wav(tmp_path / "s.wav", 30.0), scenario, config)
+    assert run.code == 0
+    refused, posts = answers
+    assert isinstance(refused, dict) and refused["error"] == "no conversation to rate"
+    assert posts == []

@@ -178,6 +178,44 @@ def test_flat_tool_listings_are_understood_and_answered_in_kind() -> None:
     assert "tool_config" not in t.json_bodies()[1]
 
 
+def test_a_flat_server_refusing_the_wrapper_gets_the_flat_body_once() -> None:
+    refusal = {"detail": [{"loc": ["body", "name"], "msg": "Field required", "type": "missing"}]}
+    t = ScriptedTransport(json_response(422, refusal), tool_answer("tool_1", {}))
+    assert run(api(t).create_tool(VOLUME.platform_config())).tool_id == "tool_1"
+    first, second = t.json_bodies()
+    assert "tool_config" in first and second == VOLUME.platform_config()
+
+
+def test_put_replaces_the_whole_agent_with_the_new_tool_ids() -> None:
+    document = {
+        "agent_id": AGENT,
+        "conversation_config": {"agent": {"first_message": "Hi", "prompt": {"prompt": "Be kind"}}},
+    }
+    t = ScriptedTransport(
+        json_response(405, {"detail": "Method Not Allowed"}),
+        json_response(200, document),
+        json_response(200, document),
+    )
+    run(api(t).set_agent_tool_ids(["t1"]))
+    assert [c[0] for c in t.calls] == ["PATCH", "GET", "PUT"]
+    put = t.json_bodies()[2]
+    assert put["conversation_config"]["agent"]["first_message"] == "Hi"  # nothing wiped
+    assert put["conversation_config"]["agent"]["prompt"] == {
+        "prompt": "Be kind",
+        "tool_ids": ["t1"],
+    }
+
+
+def test_a_page_answered_twice_stops_the_listing() -> None:
+    page_one = {
+        "data": [{"agent_id": "a1", "name": "A"}],
+        "pagination": {"page": 1, "total_pages": 3, "has_more": True},
+    }
+    t = ScriptedTransport(json_response(200, page_one), json_response(200, page_one))
+    assert [a.agent_id for a in run(api(t).agents())] == ["a1"]  # no duplicate
+    assert len(t.calls) == 2
+
+
 def test_same_config_tolerates_the_platforms_empty_extras_only() -> None:
     ours = VOLUME.platform_config()
     theirs = json.loads(json.dumps(ours))
@@ -193,6 +231,33 @@ def test_same_config_tolerates_the_platforms_empty_extras_only() -> None:
     changed = json.loads(json.dumps(ours))
     changed["description"] = "old words"
     assert not same_config(ours, changed)
+
+
+def test_a_schema_stored_as_null_equals_one_without_parameters() -> None:
+    status_spec = _spec("get_device_status")
+    stored = {**status_spec.platform_config(), "parameters": None}
+    assert same_tool(status_spec.platform_config(), stored)
+    del stored["parameters"]
+    assert same_tool(status_spec.platform_config(), stored)
+    assert not same_tool(VOLUME.platform_config(), {**VOLUME.platform_config(), "parameters": None})
+
+
+def test_another_agents_tool_and_a_webhook_of_the_same_name_are_left_alone() -> None:
+    config = VOLUME.platform_config()
+    webhook = {"id": "hook", "tool_config": {"type": "webhook", "name": "set_volume"}}
+    others = {"id": "old", "tool_config": {**config, "description": "an older device's"}}
+    t = ScriptedTransport(
+        json_response(200, {"tools": [webhook, others]}),
+        json_response(200, {}),  # the agent: no tools attached
+        tool_answer("mine", config),  # POST
+        json_response(200, {}),  # PATCH of the agent
+    )
+    report = run(sync_tools(api(t), [VOLUME]))
+    assert report.changes == [
+        "declare set_volume (mine): old of that name is another agent's",
+        f"attach set_volume (mine) to agent {AGENT}",
+    ]
+    assert [c[0] for c in t.calls] == ["GET", "GET", "POST", "PATCH"]  # no PATCH of a tool
 
 
 def test_survey_prefers_the_attached_copy_of_a_duplicated_name() -> None:
