@@ -380,3 +380,13 @@ def test_feedback_after_the_call_is_the_real_platforms_body(score: str) -> None:
     assert t.calls[0][0] == "POST"
     assert urlsplit(t.urls[0]).path == "/v1/convai/conversations/c%2F1/feedback"
     assert t.json_bodies() == [{"feedback": score}]
+
+
+def test_an_identical_tool_of_another_agent_is_reused_not_declared_again() -> None:
+    shared = {"id": "shared", "tool_config": VOLUME.platform_config()}
+    t = ScriptedTransport(
+        json_response(200, {"tools": [shared]}), json_response(200, {}), json_response(200, {})
+    )
+    report = run(sync_tools(api(t), [VOLUME]))
+    assert report.changes == [f"attach set_volume (shared) to agent {AGENT}"]
+    assert [c[0] for c in t.calls] == ["GET", "GET", "PATCH"]
