@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.machine import describe
+from machine import describe
+
 from hello_device.conversation.tool_specs import DEVICE_TOOLS
 from hello_device.emulator import Emulator, EmulatorConfig
 from hello_device.platform.client import PlatformClient
