@@ -24,20 +24,14 @@ import logging
 import time
 from typing import Any, Literal
 
-from websockets.exceptions import (
-    ConnectionClosed,
-)
+from websockets.exceptions import ConnectionClosed
 
 from hello_device import __version__
 from hello_device.aio import Clock, Sleep
 from hello_device.audio.convert import MicEncoder
 from hello_device.audio.player import Player
 from hello_device.conversation.connect import Connector, Socket, open_connection
-from hello_device.conversation.ending import (
-    SessionEnd,
-    describe,
-    end_from_close,
-)
+from hello_device.conversation.ending import SessionEnd, describe, end_from_close
 from hello_device.conversation.listener import SessionListener, SessionStats
 from hello_device.conversation.playback import AgentPlayback
 from hello_device.conversation.tools import ToolRegistry
