@@ -100,12 +100,14 @@ def _run(
     out: TextIO | None,
     err: TextIO | None,
     client_factory: ClientFactory,
+    *,
+    agent_optional: bool = False,
 ) -> int:
     """Load the settings, run ``work`` with the API; a failure is one line on ``err``."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        settings = load_settings_for_cli(args.config, err=err)
+        settings = load_settings_for_cli(args.config, err=err, agent_optional=agent_optional)
     except ConfigError as exc:
         print_config_error(exc, err)
         return EXIT_CONFIG
@@ -157,7 +159,7 @@ def cmd_agents(
             print(f"(access asked for the first {ACCESS_LOOKUPS}; narrow with --search)", file=out)
         return EXIT_OK
 
-    return _run(args, work, out, err, client_factory)
+    return _run(args, work, out, err, client_factory, agent_optional=True)
 
 
 async def _access_of(api: ManagementApi, agents: list[AgentSummary]) -> dict[str, str]:

@@ -141,6 +141,13 @@ def test_a_refused_key_is_one_line_and_a_missing_id_a_usage_error(
         assert emu.tools == {}  # nothing was declared with a refused key
         code, _, err = cli(["conversations", "show", "-c", path], capsys)
         assert code == 2 and "needs the conversation's ID" in err
+        # a technician looking for the agent id: `agents` works without one
+        fresh = tmp_path / "fresh.toml"
+        fresh.write_text(f'[platform]\napi_base_url = "{emu.http_url}"\napi_key = "{KEY}"\n')
+        code, out, _ = cli(["agents", "-c", str(fresh)], capsys)
+        assert code == 0 and AGENT in out and "(this device)" not in out
+        code, _, err = cli(["tools", "list", "-c", str(fresh)], capsys)
+        assert code == 2 and "platform.agent_id: is required" in err
 
     async def go() -> None:
         async with Emulator(EmulatorConfig(agent_id=AGENT, api_key=KEY)) as emu:
