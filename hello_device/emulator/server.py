@@ -191,7 +191,7 @@ class Emulator(_RestApi):
             ws = web.WebSocketResponse(
                 timeout=_CLOSE_TIMEOUT_S,
                 autoclose=False,
-                heartbeat=20.0,
+                autoping=False,  # the socket answers pings and keeps alive (wsocket.py)
                 compress=False,
                 max_msg_size=MAX_MESSAGE_BYTES,
             )
@@ -223,9 +223,11 @@ class Emulator(_RestApi):
         await ws.prepare(request)
         sock = ServerSocket(ws, request)
         self._sockets.add(sock)
+        keepalive = asyncio.create_task(sock.keepalive())
         try:
             await self._handle_ws(sock)
         finally:
+            keepalive.cancel()
             self._sockets.discard(sock)
         return ws
 

@@ -16,6 +16,10 @@ from aiohttp import WSMsgType, web
 
 ABNORMAL = 1006
 _UNSENDABLE = (1005, 1006, 1015)
+PING_INTERVAL_S = 20.0
+PING_TIMEOUT_S = 20.0
+"""The keep-alive of the websockets server the emulator used to run on: a ping every
+20 s; no pong within 20 s closes the conversation with 1011 "keepalive ping timeout"."""
 
 
 class SocketClosed(Exception):
@@ -47,6 +51,7 @@ class ServerSocket:
         self._rcvd: tuple[int, str] | None = None
         self._dropped = False
         self._close_lock = asyncio.Lock()
+        self._pong = asyncio.Event()
 
     @property
     def closed(self) -> bool:
@@ -108,12 +113,32 @@ class ServerSocket:
                 raise self._closed_error()
             if msg.type is WSMsgType.CLOSING and self._sent is not None:
                 raise self._closed_error()  # closed by this side, from another task
-            if msg.type in (WSMsgType.PING, WSMsgType.PONG):
+            if msg.type is WSMsgType.PING:  # autoping is off: pongs are seen here
+                await self._ws.pong(msg.data)
+                continue
+            if msg.type is WSMsgType.PONG:
+                self._pong.set()
                 continue
             # ERROR, CLOSED, or a CLOSING this side did not start: the connection dropped
             if self._sent is None and self._rcvd is None:
                 self._dropped = True
             raise self._closed_error()
+
+    async def keepalive(self) -> None:
+        """Ping every :data:`PING_INTERVAL_S`; close 1011 when no pong comes within
+        :data:`PING_TIMEOUT_S` (pongs are read by whoever reads the socket, as with
+        websockets)."""
+        while not self.closed:
+            await asyncio.sleep(PING_INTERVAL_S)
+            self._pong.clear()
+            try:
+                await self._ws.ping()
+                await asyncio.wait_for(self._pong.wait(), PING_TIMEOUT_S)
+            except (ConnectionError, RuntimeError):
+                return
+            except TimeoutError:
+                await self.close(1011, "keepalive ping timeout")
+                return
 
     def __aiter__(self) -> ServerSocket:
         return self
