@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from hello_device.aio import Clock, Sleep, in_daemon_thread
-from hello_device.core import boundedjson
 from hello_device.core.backoff import Backoff
 from hello_device.core.text import one_line, redact
 from hello_device.core.urls import host_of, is_secure_or_loopback, safe_url
@@ -36,6 +35,7 @@ from hello_device.platform.diagnosis import (
     _media_type,
     error_detail,
     find_signed_url,
+    json_object,
     parse_retry_after,
 )
 from hello_device.platform.http import (
@@ -381,34 +381,4 @@ class PlatformClient:
         raise PlatformError(message, status=status)
 
     def _json_object(self, response: HttpResponse) -> dict[str, Any]:
-        status = response.status
-        media = _media_type(response.headers)
-        if _looks_like_html(response.body, media):
-            raise PlatformError(
-                f"the platform answered with HTML instead of JSON (HTTP {status}) — "
-                "is api_base_url right?"
-            )
-        try:
-            data = boundedjson.loads(response.body)
-        except boundedjson.JsonTooDeep as exc:
-            raise PlatformError(
-                f"the platform answered with {exc} (HTTP {status}); refused"
-            ) from None
-        except ValueError as exc:  # not JSON, or not UTF-8
-            if media and "json" not in media:
-                raise PlatformError(
-                    f"the platform answered with {one_line(media, 60)} instead of JSON "
-                    f"(HTTP {status}) — is api_base_url right?"
-                ) from None
-            where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
-            hint = "" if "json" in media else " — is api_base_url right?"
-            raise PlatformError(
-                f"the platform answered with malformed JSON{where} (HTTP {status}, "
-                f"{len(response.body)} bytes){hint}"
-            ) from None
-        if not isinstance(data, dict):
-            raise PlatformError(
-                f"the platform answered with a JSON {type(data).__name__} instead of an "
-                f"object (HTTP {status})"
-            )
-        return data
+        return json_object(response.status, response.headers, response.body)

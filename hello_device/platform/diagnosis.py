@@ -14,6 +14,7 @@ from typing import Any
 
 from hello_device.core import boundedjson
 from hello_device.core.text import one_line
+from hello_device.errors import PlatformError
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +128,36 @@ def find_signed_url(data: Any, depth: int = 3) -> str | None:
                 nested.extend(v for v in node if isinstance(v, (dict, list)))
         level = nested
     return None
+
+
+def json_object(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """The JSON object of a 2xx answer, or one :class:`PlatformError` line saying what came
+    instead (HTML, another media type, malformed or too deep JSON, not an object)."""
+    media = _media_type(headers)
+    if _looks_like_html(body, media):
+        raise PlatformError(
+            f"the platform answered with HTML instead of JSON (HTTP {status}) — "
+            "is api_base_url right?"
+        )
+    try:
+        data = boundedjson.loads(body)
+    except boundedjson.JsonTooDeep as exc:
+        raise PlatformError(f"the platform answered with {exc} (HTTP {status}); refused") from None
+    except ValueError as exc:  # not JSON, or not UTF-8
+        if media and "json" not in media:
+            raise PlatformError(
+                f"the platform answered with {one_line(media, 60)} instead of JSON "
+                f"(HTTP {status}) — is api_base_url right?"
+            ) from None
+        where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        hint = "" if "json" in media else " — is api_base_url right?"
+        raise PlatformError(
+            f"the platform answered with malformed JSON{where} (HTTP {status}, "
+            f"{len(body)} bytes){hint}"
+        ) from None
+    if not isinstance(data, dict):
+        raise PlatformError(
+            f"the platform answered with a JSON {type(data).__name__} instead of an "
+            f"object (HTTP {status})"
+        )
+    return data
