@@ -290,6 +290,7 @@ class Daemon(
             return self.exit_code
         finally:
             self._stop.set()
+            tasks.extend(self._background)  # a rating on its way, an agent's end
             for task in tasks:
                 task.cancel()
             if tasks:
