@@ -2,7 +2,8 @@
 a real daemon converses first (the emulator keeps the transcript), then the technician's
 commands run as they would on the device (in a worker thread: they start their own event
 loop). The key must never be printed; a refused key and an unknown conversation are one
-line each."""
+line each. Then every command against a scripted transport: 401, 404, 422, 5xx in one
+line, a 429 waited out, several pages."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from hello_device.conversation.tool_specs import DEVICE_TOOLS
 from hello_device.daemon import Daemon
 from hello_device.emulator import Emulator, EmulatorConfig
 from hello_device.platform.client import PlatformClient
+from hello_device.platform.http import HttpResponse
 from hello_device.settings import PlatformSettings
+from hello_device.testing.transport import ScriptedTransport, json_response
 from tests.conftest import UNIT
 from tests.e2e import make_settings, silence_wav
 from tests.platform.support import FakeSleep
@@ -163,3 +166,87 @@ def test_a_configuration_error_names_the_file(
     path.write_text('[platform]\nagent_id = ""\n')
     code, _, err = cli(["tools", "list", "-c", str(path)], capsys)
     assert code == 2 and f"config error: {path}" in err
+
+
+# --------------------------------------------------------------------------- scripted transport
+
+
+COMMANDS = [
+    ["agents"],
+    ["tools", "list"],
+    ["tools", "sync"],
+    ["conversations"],
+    ["conversations", "show", "conv_1"],
+]
+REFUSALS = {
+    401: (
+        {"detail": {"status": "invalid_api_key", "message": "Invalid API key"}},
+        "the platform refused the API key (HTTP 401)",
+    ),
+    404: ({"detail": {"status": "not_found", "message": "nothing here"}}, "(HTTP 404)"),
+    422: (
+        {"detail": [{"loc": ["query", "page_size"], "msg": "too big", "type": "value_error"}]},
+        "(HTTP 422): query.page_size: too big",
+    ),
+    503: ({"detail": "maintenance"}, "HTTP 503: maintenance (gave up after 3 attempts)"),
+}
+
+
+def scripted_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], *answers: HttpResponse
+) -> tuple[int, str, str, ScriptedTransport]:
+    transport = ScriptedTransport(*answers)
+
+    def factory(settings: PlatformSettings, attempts: int) -> PlatformClient:
+        return PlatformClient(settings, transport, max_attempts=attempts, sleep=FakeSleep())
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[platform]\napi_base_url = "https://api.example.test"\nagent_id = "{AGENT}"\n'
+        f'api_key = "{KEY}"\n'
+    )
+    parser = argparse.ArgumentParser(prog="hello-device")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    manage.register(sub, client_factory=factory)
+    args = parser.parse_args([*argv, "-c", str(path)])
+    code = args.func(args)
+    out, err = capsys.readouterr()
+    assert KEY not in out + err
+    return code, out, err, transport
+
+
+@pytest.mark.parametrize("status", sorted(REFUSALS))
+@pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
+def test_every_command_says_a_refusal_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], status: int
+) -> None:
+    body, expected = REFUSALS[status]
+    code, out, err, transport = scripted_cli(
+        tmp_path, capsys, argv, *[json_response(status, body)] * 3
+    )
+    assert (code, out) == (1, "")
+    assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err
+    assert len(transport.calls) == (3 if status == 503 else 1)  # only 5xx is retried
+
+
+def test_a_rate_limit_is_waited_out_then_every_page_is_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def page(ids: list[str], cursor: str | None) -> HttpResponse:
+        items = [{"conversation_id": i, "status": "done"} for i in ids]
+        return json_response(
+            200, {"conversations": items, "next_cursor": cursor, "has_more": bool(cursor)}
+        )
+
+    code, out, _, transport = scripted_cli(
+        tmp_path,
+        capsys,
+        ["conversations", "--limit", "5"],
+        json_response(429, {"detail": "slow down"}, {"Retry-After": "1"}),
+        page(["c1", "c2"], "p2"),
+        page(["c3", "c4"], "p3"),
+        page(["c5", "c6"], "p4"),
+    )
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["c1", "c2", "c3", "c4", "c5"]
+    assert len(transport.calls) == 4
