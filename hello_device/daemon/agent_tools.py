@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 END_AFTER_REPLY_MAX_S = 20.0
 """``end_conversation`` waits at most this long for the agent's reply to finish."""
+STATUS_FIELDS = ("state", "volume", "muted", "online", "last_error", "conversation_id")
+"""What ``get_device_status`` tells the agent (the local API's snapshot has these)."""
 SCREEN_TEXT_MAX = 500
 """``show_on_screen`` shows at most this many characters."""
 QUIET_S = 0.6
@@ -34,15 +36,9 @@ class AgentToolsMixin(FeedbackMixin):
         self.tools.register("end_conversation", self._tool_end_conversation)
 
     def _tool_device_status(self) -> dict[str, Any]:
-        session = self.session
-        return {
-            "state": self.state.state.value,
-            "volume": round(self.player.volume, 3),
-            "muted": self._muted,
-            "online": not self.state.offline,
-            "last_error": self.state.error,
-            "conversation_id": session.conversation_id if session is not None else None,
-        }
+        """The local API's snapshot, without what identifies the device and its agent."""
+        snapshot = self.api_snapshot()
+        return {key: snapshot[key] for key in STATUS_FIELDS}
 
     def _tool_show_on_screen(self, text: str) -> str:
         shown = str(text).strip()[:SCREEN_TEXT_MAX]

@@ -7,7 +7,7 @@ import asyncio
 import collections
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from hello_device.audio.aec import EchoCanceller
@@ -122,6 +122,9 @@ class DaemonBase:
         raise NotImplementedError
 
     def give_feedback(self, score: Literal["like", "dislike"]) -> str | None:
+        raise NotImplementedError
+
+    def api_snapshot(self) -> dict[str, Any]:
         raise NotImplementedError
 
     def conversation_rateable(self, conversation_id: str | None) -> None:

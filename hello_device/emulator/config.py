@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hello_device.core.formats import AUDIO_FORMATS
+from hello_device.emulator.toolschema import TOOL_NAME_RE
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,6 @@ log = logging.getLogger(__name__)
 SIGNED_URL_FORMS = ("primary", "a", "b")
 DIALECTS = ("elevenlabs", "variant")
 LIST_STYLES = ("cursor", "page")
-_TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 CONVERSATION_PATH = "/v1/convai/conversation"
 SIGNED_URL_PATH = "/v1/convai/conversation/get-signed-url"
@@ -182,7 +182,7 @@ class EmulatorConfig:
             raise ValueError("extra_agents must be an integer from 0 to 10000")
         if self.list_style not in LIST_STYLES:
             raise ValueError(f"list_style must be one of {LIST_STYLES}")
-        if self.declared_tool_call is not None and not _TOOL_NAME_RE.match(self.declared_tool_call):
+        if self.declared_tool_call is not None and not TOOL_NAME_RE.match(self.declared_tool_call):
             raise ValueError("declared_tool_call must be a tool name ([a-zA-Z0-9_-]{1,64})")
         if not isinstance(self.declared_tool_parameters, dict):
             raise ValueError("declared_tool_parameters must be a dict")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hello_device.core import boundedjson
+from hello_device.emulator.answers import _first
 from hello_device.emulator.audio import (
     Int16Array,
     _bytes_per_sample,
@@ -57,11 +58,6 @@ class _Reply:
     samples: Int16Array | None  # 16 kHz; None for text only
     play_end_s: float
     cancelled: bool = False
-
-
-def _first(query: dict[str, list[str]], key: str) -> str | None:
-    values = query.get(key)
-    return values[0] if values else None
 
 
 def _seconds(value: float) -> str:

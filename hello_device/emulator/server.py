@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from aiohttp import web
 
-from hello_device.emulator.answers import _Answer, _Call
+from hello_device.emulator.answers import _Answer, _Call, _first
 from hello_device.emulator.config import (
     CONVERSATION_PATH,
     MAX_MESSAGE_BYTES,
@@ -22,7 +22,6 @@ from hello_device.emulator.config import (
     RestRecord,
     _RestFailure,
 )
-from hello_device.emulator.connection import _first
 from hello_device.emulator.conversation import _Conversation
 from hello_device.emulator.redaction import _WS_REDACT, _log_request
 from hello_device.emulator.rest import _host_port, _RestApi
